@@ -1,0 +1,207 @@
+#include "connection.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+
+namespace reverb {
+namespace {
+
+// A buffer that grew past this for a burst is released once it is empty again, so an idle
+// connection holds no large allocation.
+constexpr size_t kKeepIdleCapacity = 64 * 1024;
+
+}  // namespace
+
+Connection::Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOwner& owner,
+                       ServerStats& stats) noexcept
+    : fd_(std::move(fd)),
+      protocol_(protocol),
+      owner_(owner),
+      stats_(stats),
+      framer_(protocol.framing, protocol.limits) {}
+
+std::string Connection::peerName() const {
+  SocketAddress peer;
+  peer.length = sizeof peer.storage;
+  if (::getpeername(fd_.get(), peer.get(), &peer.length) != 0) return "(peer gone)";
+  return peer.toString();
+}
+
+Connection::Delivery Connection::deliver(std::string_view bytes) {
+  Delivery d;
+  std::lock_guard lock(mu_);
+  if (aborted_) return d;
+  inbox_.append(bytes);
+  if (!scheduled_) scheduled_ = d.schedule = true;
+  if (inbox_.size() + strandBytes_ >= protocol_.highWater) readPaused_ = d.pauseReading = true;
+  return d;
+}
+
+Connection::Delivery Connection::deliverEof() noexcept {
+  Delivery d;
+  std::lock_guard lock(mu_);
+  if (aborted_ || eof_) return d;
+  eof_ = true;
+  if (scheduled_) return d;
+  if (inbox_.empty() && strandBytes_ == 0) {
+    // Nothing buffered anywhere: every request was answered and sent. No worker is needed.
+    d.closeNow = true;
+  } else {
+    scheduled_ = d.schedule = true;
+  }
+  return d;
+}
+
+bool Connection::markWritable() noexcept {
+  std::lock_guard lock(mu_);
+  if (aborted_) return false;
+  writable_ = true;
+  if (scheduled_) return false;
+  scheduled_ = true;
+  return true;
+}
+
+void Connection::abort(bool shutdownSocket) noexcept {
+  std::lock_guard lock(mu_);
+  aborted_ = true;
+  inbox_.clear();
+  // A worker may be inside send() right now; shutdown, unlike close, cannot let the fd number be
+  // reused under it. The fd itself closes with the last reference.
+  if (shutdownSocket) ::shutdown(fd_.get(), SHUT_RDWR);
+}
+
+bool Connection::service() noexcept {
+  bool eof = false;
+  {
+    std::lock_guard lock(mu_);
+    if (aborted_) {
+      scheduled_ = false;
+      return false;
+    }
+    if (!failed_) {
+      if (in_.empty()) {
+        in_.swap(inbox_);
+      } else {
+        in_.append(inbox_.view());
+        inbox_.clear();
+      }
+    } else {
+      inbox_.clear();
+    }
+    eof = eof_;
+    if (writable_) {
+      writable_ = false;
+      watching_ = false;
+    }
+  }
+
+  if (!failed_) parseInput(eof);
+  eofSeen_ = eof;
+
+  bool peerGone = !out_.empty() && !flushOutput();
+  if (peerGone) {
+    failed_ = true;
+    out_.clear();
+  }
+  if (failed_ || (eof && in_.empty())) in_.clear();
+  if (out_.empty()) out_.shrinkIfIdle(kKeepIdleCapacity);
+  if (in_.empty()) in_.shrinkIfIdle(kKeepIdleCapacity);
+
+  bool resume = false;
+  {
+    std::lock_guard lock(mu_);
+    strandBytes_ = in_.size() + out_.size();
+    if (readPaused_ && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
+      readPaused_ = false;
+      resume = true;
+    }
+    bool more = !aborted_ && ((!inbox_.empty() && !failed_) || eof_ != eofSeen_ || writable_);
+    if (!more) scheduled_ = false;
+    if (more) {
+      // Keep the strand: the caller queues it again, behind other connections' work.
+      if (resume) owner_.post(shared_from_this(), ConnectionRequest::kResumeReading);
+      return true;
+    }
+  }
+
+  if (finished_) return false;
+  ConnectionPtr self = shared_from_this();
+  if (peerGone) {
+    finished_ = true;
+    owner_.post(std::move(self), ConnectionRequest::kClose);
+  } else if (!out_.empty()) {
+    if (!watching_) {
+      watching_ = true;
+      owner_.post(self, ConnectionRequest::kWatchWritable);
+    }
+    if (resume) owner_.post(std::move(self), ConnectionRequest::kResumeReading);
+  } else if (failed_) {
+    // Every reply before the bad request is in the kernel; FIN follows them. The reactor reads and
+    // discards what the peer still sends, so closing later does not turn into a reset that could
+    // destroy replies the peer has not read yet.
+    finished_ = true;
+    ::shutdown(fd_.get(), SHUT_WR);
+    owner_.post(std::move(self), ConnectionRequest::kLinger);
+  } else if (eofSeen_) {
+    finished_ = true;
+    owner_.post(std::move(self), ConnectionRequest::kClose);
+  } else if (resume) {
+    owner_.post(std::move(self), ConnectionRequest::kResumeReading);
+  }
+  return false;
+}
+
+void Connection::parseInput(bool eof) noexcept {
+  const Framing framing = protocol_.framing;
+  size_t requests = 0;
+  for (;;) {
+    Frame frame = framer_.next(in_.view(), eof);
+    if (frame.status == Frame::Status::kNeedMore) break;
+    if (frame.status == Frame::Status::kTooLong) {
+      ServerStats::add(stats_.tooLong, 1);
+      spdlog::warn("{}: {} over the limit of {} bytes; closing after the earlier replies",
+                   peerName(), framing == Framing::kLine ? "line" : "frame",
+                   framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame);
+      failed_ = true;
+      in_.clear();
+      break;
+    }
+    size_t size = replySize(framing, frame);
+    // frame.payload points into in_, and out_ is another buffer: growing out_ cannot move it.
+    writeReply(framing, protocol_.unit, frame, out_.prepare(size));
+    out_.commit(size);
+    in_.consume(frame.consumed);
+    ++requests;
+  }
+  if (eof && !in_.empty() && !failed_) {
+    // Only a length-framed request can be left incomplete at EOF (a last line is answered).
+    ServerStats::add(stats_.truncated, 1);
+    in_.clear();
+  }
+  if (requests) ServerStats::add(stats_.requests, requests);
+}
+
+bool Connection::flushOutput() noexcept {
+  size_t sent = 0;
+  bool alive = true;
+  while (!out_.empty()) {
+    ssize_t n = ::send(fd_.get(), out_.data(), out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      out_.consume(static_cast<size_t>(n));
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    // EPIPE, ECONNRESET, or the reactor's shutdown: the replies have nowhere to go.
+    ServerStats::add(stats_.writeErrors, 1);
+    alive = false;
+    break;
+  }
+  if (sent) ServerStats::add(stats_.bytesOut, sent);
+  return alive;
+}
+
+}  // namespace reverb
