@@ -25,13 +25,19 @@ std::string cpuModel() {
 
 void addMachineContext(int argc, char** argv) {
   std::string command;
-  for (int i = 0; i < argc; ++i) command += (i ? " " : "") + std::string(argv[i]);
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) command += ' ';
+    command += argv[i];
+  }
   utsname name{};
   ::uname(&name);
   benchmark::AddCustomContext("command", command);
   benchmark::AddCustomContext("cpu_model", cpuModel());
   benchmark::AddCustomContext("nproc", std::to_string(std::thread::hardware_concurrency()));
-  benchmark::AddCustomContext("kernel", std::string(name.sysname) + " " + name.release);
+  std::string kernel = name.sysname;
+  kernel += ' ';
+  kernel += name.release;
+  benchmark::AddCustomContext("kernel", kernel);
 }
 
 }  // namespace
