@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fstream>
 #include <random>
 #include <thread>
 #include <string>
@@ -355,6 +356,33 @@ TEST(ServerTest, BadFlagsGetOneLineAndExitStatus2) {
     std::string text = server->stderrText();
     EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 1) << text;
     EXPECT_EQ(text.rfind("reverbd: ", 0), 0u) << text;
+  }
+}
+
+TEST(ServerTest, ConfigFileSetsFlags) {
+  std::string path = ::testing::TempDir() + "reverbd-config-test.toml";
+  {
+    std::ofstream config(path);
+    config << "framing = \"length\"\nunit = \"byte\"\nworkers = 3\nmax-frame = 64\n";
+  }
+  auto server = ServerProcess::start({"--config", path});
+  ASSERT_TRUE(server);
+  EXPECT_TRUE(server->waitForStderr("workers=3 framing=length unit=byte", 1s));
+  UniqueFd fd = connectBlocking(server->address());
+  std::string request;
+  appendRequest(Framing::kLength, "configured", request);
+  sendAll(fd.get(), request);
+  std::string want = expectedReply(Framing::kLength, Unit::kByte, "configured");
+  EXPECT_EQ(recvExactly(fd.get(), want.size()), want);
+}
+
+TEST(ServerTest, VersionAndHelpExitZero) {
+  for (const char* flag : {"--version", "--help"}) {
+    ServerProcess::Options options{{flag}};
+    options.waitReady = false;
+    auto server = ServerProcess::start(options);
+    ASSERT_TRUE(server);
+    EXPECT_EQ(server->waitExit(20s), 0) << flag;
   }
 }
 
