@@ -98,7 +98,6 @@ bool Connection::service() noexcept {
   }
 
   if (!failed_) parseInput(eof);
-  eofSeen_ = eof;
 
   bool peerGone = !out_.empty() && !flushOutput();
   if (peerGone) {
@@ -109,48 +108,53 @@ bool Connection::service() noexcept {
   if (out_.empty()) out_.shrinkIfIdle(kKeepIdleCapacity);
   if (in_.empty()) in_.shrinkIfIdle(kKeepIdleCapacity);
 
+  // Decide what the reactor must do next while this worker still owns the strand: once
+  // scheduled_ is cleared below, another worker may run service() at any moment.
+  ConnectionRequest next{};
+  bool hasNext = false;
+  if (!finished_) {
+    if (peerGone) {
+      finished_ = hasNext = true;
+      next = ConnectionRequest::kClose;
+    } else if (!out_.empty()) {
+      if (!watching_) {
+        watching_ = hasNext = true;
+        next = ConnectionRequest::kWatchWritable;
+      }
+    } else if (failed_) {
+      // Every reply before the bad request is in the kernel; FIN follows them. The reactor reads
+      // and discards what the peer still sends, so closing later does not turn into a reset that
+      // could destroy replies the peer has not read yet.
+      finished_ = hasNext = true;
+      ::shutdown(fd_.get(), SHUT_WR);
+      next = ConnectionRequest::kLinger;
+    } else if (eof) {
+      finished_ = hasNext = true;
+      next = ConnectionRequest::kClose;
+    }
+  }
+
   bool resume = false;
+  bool more = false;
+  ConnectionPtr self;  // taken only when something is posted: the common path costs no refcount
+  if (hasNext) self = shared_from_this();
   {
     std::lock_guard lock(mu_);
     strandBytes_ = in_.size() + out_.size();
     if (readPaused_ && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
       readPaused_ = false;
       resume = true;
+      if (!self) self = shared_from_this();
     }
-    bool more = !aborted_ && ((!inbox_.empty() && !failed_) || eof_ != eofSeen_ || writable_);
+    more = !aborted_ && ((!inbox_.empty() && !failed_) || eof_ != eof || writable_);
+    // When nothing more is pending, release the strand. Otherwise keep it: the caller queues the
+    // connection again, behind other connections' work.
     if (!more) scheduled_ = false;
-    if (more) {
-      // Keep the strand: the caller queues it again, behind other connections' work.
-      if (resume) owner_.post(shared_from_this(), ConnectionRequest::kResumeReading);
-      return true;
-    }
   }
-
-  if (finished_) return false;
-  ConnectionPtr self = shared_from_this();
-  if (peerGone) {
-    finished_ = true;
-    owner_.post(std::move(self), ConnectionRequest::kClose);
-  } else if (!out_.empty()) {
-    if (!watching_) {
-      watching_ = true;
-      owner_.post(self, ConnectionRequest::kWatchWritable);
-    }
-    if (resume) owner_.post(std::move(self), ConnectionRequest::kResumeReading);
-  } else if (failed_) {
-    // Every reply before the bad request is in the kernel; FIN follows them. The reactor reads and
-    // discards what the peer still sends, so closing later does not turn into a reset that could
-    // destroy replies the peer has not read yet.
-    finished_ = true;
-    ::shutdown(fd_.get(), SHUT_WR);
-    owner_.post(std::move(self), ConnectionRequest::kLinger);
-  } else if (eofSeen_) {
-    finished_ = true;
-    owner_.post(std::move(self), ConnectionRequest::kClose);
-  } else if (resume) {
-    owner_.post(std::move(self), ConnectionRequest::kResumeReading);
-  }
-  return false;
+  // From here on only locals: the strand may already be running on another worker.
+  if (hasNext) owner_.post(self, next);
+  if (resume) owner_.post(std::move(self), ConnectionRequest::kResumeReading);
+  return more;
 }
 
 void Connection::parseInput(bool eof) noexcept {

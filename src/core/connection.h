@@ -120,7 +120,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Framer framer_;
   Buffer in_;                   // input not yet parsed into complete requests
   Buffer out_;                  // replies not yet accepted by the socket
-  bool eofSeen_ = false;
   bool failed_ = false;         // protocol error or peer gone: input is discarded from now on
   bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen
   bool finished_ = false;       // kClose or kLinger posted: nothing more to do
