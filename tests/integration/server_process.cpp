@@ -90,10 +90,18 @@ std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
 
 ServerProcess::~ServerProcess() {
   if (pid_ > 0 && !exited_) {
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, &status_, 0);
+    // A graceful stop first, so sanitizers get to report leaks and races at exit.
+    ::kill(pid_, SIGTERM);
+    if (waitExit(std::chrono::seconds(10)) < 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status_, 0);
+    }
   }
   if (reader_.joinable()) reader_.join();
+  // A sanitizer report from reverbd fails the test that ran it.
+  for (const char* report : {"Sanitizer", "runtime error:"}) {
+    EXPECT_EQ(stderr_.find(report), std::string::npos) << "reverbd reported:\n" << stderr_;
+  }
 }
 
 void ServerProcess::readStderr(int fd) {
