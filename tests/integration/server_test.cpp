@@ -85,21 +85,18 @@ std::string randomPayload(std::mt19937& rng, Framing framing) {
   return p;
 }
 
-class PipelineTest : public ::testing::TestWithParam<std::tuple<Framing, int>> {};
-
-TEST_P(PipelineTest, EveryReplyArrivesInOrder) {
-  auto [framing, workers] = GetParam();
+// Pipelines `messages` requests on each of `connections` connections, sent in random fragments,
+// and checks every reply, in order.
+void runPipeline(Framing framing, int workers, int connections, int messages) {
   auto server = ServerProcess::start({"--framing", std::string(toString(framing)), "--unit",
                                       "byte", "--workers", std::to_string(workers)});
   ASSERT_TRUE(server);
-  constexpr int kConnections = 200;
-  constexpr int kMessages = 1000;
   std::mt19937 rng(static_cast<unsigned>(workers) * 31 + static_cast<unsigned>(framing));
-  std::vector<Stream> streams(kConnections);
+  std::vector<Stream> streams(static_cast<size_t>(connections));
   for (Stream& s : streams) {
     s.fd = connectBlocking(server->address());
     ASSERT_TRUE(s.fd.valid());
-    for (int m = 0; m < kMessages; ++m) {
+    for (int m = 0; m < messages; ++m) {
       std::string payload = randomPayload(rng, framing);
       appendRequest(framing, payload, s.request);
       if (framing != Framing::kChunk) s.expected += expectedReply(framing, Unit::kByte, payload);
@@ -115,6 +112,17 @@ TEST_P(PipelineTest, EveryReplyArrivesInOrder) {
       ASSERT_EQ(streams[i].received, streams[i].expected) << "connection " << i;
     }
   }
+}
+
+class PipelineTest : public ::testing::TestWithParam<std::tuple<Framing, int>> {};
+
+TEST_P(PipelineTest, TwoHundredConnectionsOfAThousandRequestsInOrder) {
+  runPipeline(std::get<0>(GetParam()), std::get<1>(GetParam()), 200, 1000);
+}
+
+TEST(ServerTest, FourWorkersHundredConnectionsThousandsOfRequestsInOrder) {
+  runPipeline(Framing::kLine, 4, 100, 5000);
+  runPipeline(Framing::kLength, 4, 100, 5000);
 }
 
 INSTANTIATE_TEST_SUITE_P(FramingsAndWorkers, PipelineTest,
