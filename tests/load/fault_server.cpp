@@ -125,6 +125,9 @@ void FaultServer::serve() noexcept {
           const uint64_t serial = ++replies_;
           const uint64_t local = ++c.replies;
           switch (options_.fault) {
+            case Fault::kNoReply:
+              ++faults_;
+              break;
             case Fault::kNone:
               c.out += reply;
               break;

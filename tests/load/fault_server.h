@@ -22,6 +22,7 @@ enum class Fault : uint8_t {
   kFlipByte,      // every Nth reply (server-wide) has one byte flipped
   kSwapReplies,   // on each connection, replies N and N+1 go out in the wrong order
   kDropMidReply,  // every Nth reply (server-wide): send half of it, then close the connection
+  kNoReply,       // reads everything, answers nothing
 };
 
 struct FaultServerOptions {

@@ -1,6 +1,6 @@
 // fault-server: FaultServer as a process, for trying reverb-load by hand against a server that is
 // wrong on purpose. Prints "listening on ADDR" on stderr, serves until stdin closes.
-// Usage: fault-server [none|flip|swap|drop] [EVERY] [line|length|chunk] [LISTEN]
+// Usage: fault-server [none|flip|swap|drop|silent] [EVERY] [line|length|chunk] [LISTEN]
 #include <unistd.h>
 
 #include <cstdio>
@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   options.fault = fault == "flip" ? Fault::kFlipByte
                   : fault == "swap" ? Fault::kSwapReplies
                   : fault == "drop" ? Fault::kDropMidReply
+                  : fault == "silent" ? Fault::kNoReply
                                     : Fault::kNone;
   if (argc > 2) options.every = std::strtoull(argv[2], nullptr, 10);
   if (argc > 3) options.framing = reverb::parseFraming(argv[3]).value_or(reverb::Framing::kLine);

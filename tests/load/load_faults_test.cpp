@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -34,12 +35,16 @@ std::string tempJsonPath() {
          ".json";
 }
 
-// Runs reverb-load against `target` with `args` plus --json; fails the test if the JSON is absent
-// or malformed.
+// Runs reverb-load against `target` with `args` plus --json (and --framing line --unit byte unless
+// given); fails the test if the JSON is absent or malformed.
 LoadRunResult runLoad(const SocketAddress& target, std::vector<std::string> args) {
   const std::string binary = envOr("REVERB_LOAD");
   EXPECT_FALSE(binary.empty()) << "REVERB_LOAD is not set (meson test sets it)";
   const std::string jsonPath = tempJsonPath();
+  auto has = [&](const char* flag) { return std::find(args.begin(), args.end(), flag) != args.end(); };
+  // The fault servers speak line framing with byte reversal unless a test says otherwise.
+  if (!has("--framing")) args.insert(args.end(), {"--framing", "line"});
+  if (!has("--unit")) args.insert(args.end(), {"--unit", "byte"});
   args.insert(args.begin(), {"--target", target.toString(), "--json", jsonPath, "--no-progress"});
   LoadRunResult r;
   r.tool = runTool(binary, args, 120s);
@@ -176,6 +181,20 @@ TEST(LoadFaultsTest, ConnectionDroppedMidReplyIsAnEarlyEof) {
   EXPECT_EQ(num(r.json, "mismatches"), 0);
   EXPECT_NE(r.tool.err.find("early_eof"), std::string::npos) << r.tool.err;
   EXPECT_NE(r.tool.err.find("16 of 33 bytes"), std::string::npos) << r.tool.err;
+}
+
+TEST(LoadFaultsTest, SilentServerIsATimeoutAndACountedRunStopsInsteadOfHanging) {
+  FaultServerOptions options;
+  options.fault = Fault::kNoReply;
+  auto server = startServer(options);
+  ASSERT_TRUE(server);
+  auto r = runLoad(server->address(), {"--connections", "2", "--requests", "100", "--warmup", "0",
+                                       "--timeout", "200ms"});
+  EXPECT_EQ(r.tool.exitCode, 1) << r.tool.out;
+  EXPECT_GE(num(r.json["errors_by_cause"], "timeout"), 2);
+  EXPECT_EQ(num(r.json, "requests"), 0);
+  EXPECT_TRUE(r.json["stalled"].boolean);
+  EXPECT_NE(r.tool.err.find("timeout: no complete reply"), std::string::npos) << r.tool.err;
 }
 
 TEST(LoadFaultsTest, ConnectModeChurnsAndChecksEveryReply) {

@@ -285,7 +285,8 @@ class Worker {
   uint64_t issued_ = 0;  // paced: schedule entries handed out
   uint64_t measuredIssued_ = 0;
   uint64_t owed_ = 0;  // measured requests (connect mode: connections) not yet resolved
-  Nanos lastProgress_ = 0;
+  Nanos lastProgress_ = 0;  // last correct reply or established connection
+  Nanos lastError_ = 0;     // last failure of any kind
   Nanos nextSweep_ = 0;
   Nanos nextRetry_ = kNever;
   Nanos nextPublish_ = 0;
@@ -327,8 +328,8 @@ void Worker::run() noexcept {
     now = monotonicNow();
     now_ = now;
     if (stopping_ || finished(now)) break;
-    if (tl_.byCount && now - lastProgress_ > 2 * config_.timeout.count()) {
-      // Nothing has completed for two timeouts: every attempt fails; end instead of waiting forever.
+    if (tl_.byCount && lastError_ > lastProgress_ && now - lastProgress_ > 2 * config_.timeout.count()) {
+      // Only failures for two timeouts: every attempt fails; end instead of waiting forever.
       stalled = true;
       break;
     }
@@ -452,7 +453,6 @@ void Worker::onEvent(uint64_t tag, uint32_t events) noexcept {
 
 void Worker::onConnected(Conn& c, Nanos now) noexcept {
   c.state = ConnState::kOpen;
-  lastProgress_ = now;
   ++counters.connectionsAll;
   bool count = connectMode_ && tl_.byCount ? c.measuredCycle : counting(now);
   if (count) {
@@ -633,6 +633,7 @@ void Worker::releaseOwed(Conn& c) noexcept {
 
 void Worker::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept {
   ++counters.errors[static_cast<size_t>(cause)];
+  lastError_ = now;
   if (console_.errorLinesLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
     std::string line = std::string(toString(cause)) + ": " + what;
     if (err) line += std::string(": ") + std::strerror(err);

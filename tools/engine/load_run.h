@@ -105,7 +105,7 @@ struct LoadReport {
   ProcessCpu cpu;             // this process, in the window
   std::optional<double> machineBusy;  // fraction of all CPUs busy in the window (/proc/stat)
   bool interrupted = false;   // stop() ended the run early
-  bool stalled = false;       // requests mode: nothing completed for two timeouts, so it gave up
+  bool stalled = false;       // --requests: only failures for two timeouts, so it gave up
   bool openLoop = false;
   bool pacedConnects = false;
 

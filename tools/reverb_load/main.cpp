@@ -137,8 +137,8 @@ int main(int argc, char** argv) {
   uint64_t requests = 0;
   std::string warmup = "1s";
   std::string timeout = "5s";
-  std::string framing = "line";
-  std::string unit = "byte";
+  std::string framing = "chunk";
+  std::string unit;
   std::string message;
   size_t size = 16;
   size_t sizeMin = 0;
@@ -187,7 +187,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--framing", framing, "Message framing, as the server's: chunk, line or length")
       ->capture_default_str()->check(CLI::IsMember({"chunk", "line", "length"}));
-  app.add_option("--unit", unit, "Reversal unit, as the server's: " + knownUnits())->capture_default_str();
+  app.add_option("--unit", unit,
+                 "Reversal unit, as the server's: " + knownUnits() +
+                     " (default, as reverbd's: byte for chunk, grapheme for line and length where built)");
   auto* messageOption = app.add_option("--message", message, "Send this exact text every time");
   auto* sizeOption = app.add_option("--size", size, "Payload bytes per message (framing not counted)")
                          ->capture_default_str();
@@ -244,6 +246,7 @@ int main(int argc, char** argv) {
   config.warmup = *w;
   config.timeout = *t;
 
+  if (unit.empty()) unit = framing != "chunk" && parseUnit("grapheme") ? "grapheme" : "byte";
   auto parsedUnit = parseUnit(unit);
   if (!parsedUnit) return usageError("unknown --unit '" + unit + "'; known: " + knownUnits());
   run.framing = *parseFraming(framing);
