@@ -19,6 +19,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <mutex>
 #include <thread>
 
 #include "net.h"
@@ -51,17 +52,24 @@ sigset_t blockStopSignals() {
   return set;
 }
 
-void watchSignals(sigset_t set, reverb::Server& server) {
-  std::thread([set, &server] {
+// What the signal thread may touch. main clears `server` (under `mu`) before destroying it, so a
+// signal that arrives during shutdown never reaches a destroyed server.
+struct SignalTarget {
+  std::mutex mu;
+  reverb::Server* server = nullptr;
+};
+
+void watchSignals(sigset_t set, SignalTarget& target) {
+  std::thread([set, &target] {
     int received = 0;
     for (int count = 0;; ++count) {
       if (sigwait(&set, &received) != 0) continue;
       if (count == 0) {
         spdlog::info("{}: draining; send it again to exit at once", strsignal(received));
-        server.stop();
+        std::lock_guard lock(target.mu);
+        if (target.server != nullptr) target.server->stop();
       } else {
         spdlog::warn("{} again: exiting without draining", strsignal(received));
-        spdlog::shutdown();
         std::_Exit(1);
       }
     }
@@ -166,8 +174,15 @@ int main(int argc, char** argv) {
                std::string(reverb::toString(config.protocol.unit)).c_str());
   spdlog::debug("file descriptor limit {}", files);
 
-  watchSignals(stopSignals, **server);
+  // Static: the detached signal thread may use it until the process ends.
+  static SignalTarget signalTarget;
+  signalTarget.server = server->get();
+  watchSignals(stopSignals, signalTarget);
   auto ran = (*server)->run();
+  {
+    std::lock_guard lock(signalTarget.mu);
+    signalTarget.server = nullptr;
+  }
   if (!ran) {
     spdlog::error("{}", ran.error().message());
     return 1;
