@@ -38,6 +38,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 READY_TIMEOUT = 60.0   # seconds a server may take to print its ready line (sanitizer builds are slow)
 STOP_TIMEOUT = 15.0    # seconds a server may take to exit after SIGTERM
+SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|"
+                              r"WARNING: ThreadSanitizer|runtime error:")
 PERCENTILES = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("p9999", 99.99)]
 
 
@@ -256,21 +258,28 @@ def load_command(reverb_load, address, wl, duration, warmup, json_path):
     return cmd
 
 
-def run_load(cmd, log_path, deadline):
-    """Runs reverb-load; returns (exit status, CPU seconds it used, wall seconds)."""
+def run_load(cmd, log_path, deadline, sample, window):
+    """Runs reverb-load to its end. sample() is called when the measured window opens and when
+    it closes (window = (start, end) in seconds after launch), so the server's CPU is taken over
+    the same window as reverb-load's figures. Returns (exit status, CPU seconds reverb-load used
+    in all, wall seconds, [window samples])."""
+    samples = []
     with open(log_path, "w") as out:
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
-        killer = threading.Timer(deadline, proc.kill)
-        killer.start()
+        timers = [threading.Timer(deadline, proc.kill)]
+        timers += [threading.Timer(t, lambda: samples.append(sample())) for t in window]
+        for t in timers:
+            t.start()
         try:
             _, status, usage = os.wait4(proc.pid, 0)
         finally:
-            killer.cancel()
+            for t in timers:
+                t.cancel()
         proc.returncode = os.waitstatus_to_exitcode(status)
-        return proc.returncode, usage.ru_utime + usage.ru_stime, time.monotonic() - start
+        return proc.returncode, usage.ru_utime + usage.ru_stime, time.monotonic() - start, samples
 
 
 def idle_client(address, count, message, batch, timeout):
@@ -350,33 +359,33 @@ def run_point(args, tools, server, wl, run_index, out_dir):
                                f"see raw/{tag}.server.log")
         return rec
     rec["ready_line"] = srv.ready_line
-    rss_before = process_status(srv.pid)
-    cpu0, m0 = process_cpu_ticks(srv.pid), machine_cpu_ticks()
-    wall0 = time.monotonic()
+
+    def sample():
+        return process_cpu_ticks(srv.pid), machine_cpu_ticks(), time.monotonic()
 
     if wl.kind == "idle":
+        rss_before = process_status(srv.pid)
+        first = sample()
+        self0 = resource.getrusage(resource.RUSAGE_SELF)
         message = b"idle connection!!"[: wl.size].ljust(wl.size, b"!")
-        load_cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         sockets, mismatches, errors = idle_client(address, wl.connections, message,
                                                   batch=250, timeout=args.idle_timeout)
-        load_cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
         # The figure: what the open, idle connections cost the server, once it is quiet.
         rss_after = process_status(srv.pid)
-        cpu1, m1 = process_cpu_ticks(srv.pid), machine_cpu_ticks()
-        wall = time.monotonic() - wall0
-        load_cpu = (load_cpu1.ru_utime + load_cpu1.ru_stime) - \
-                   (load_cpu0.ru_utime + load_cpu0.ru_stime)
+        last = sample()
         for s in sockets:
             s.close()
+        load_cpu = (self1.ru_utime + self1.ru_stime) - (self0.ru_utime + self0.ru_stime)
         rec.update({
             "connections_open": len(sockets), "mismatches": mismatches, "errors": errors,
-            "load_exit_status": 0,
             "rss_before_kib": rss_before.get("VmRSS"), "rss_after_kib": rss_after.get("VmRSS"),
             "threads_after": rss_after.get("Threads"),
+            "load_cpu_cores": load_cpu / (last[2] - first[2]),
         })
-        if sockets:
-            rec["rss_per_connection"] = (rss_after["VmRSS"] - rss_before["VmRSS"]) * 1024 / \
-                                        len(sockets)
+        if sockets and "VmRSS" in rss_after and "VmRSS" in rss_before:
+            rec["rss_per_connection"] = \
+                (rss_after["VmRSS"] - rss_before["VmRSS"]) * 1024 / len(sockets)
         if len(sockets) != wl.connections:
             rec["failures"].append(f"{tag}: only {len(sockets)} of {wl.connections} idle "
                                    f"connections got their reply")
@@ -385,13 +394,13 @@ def run_point(args, tools, server, wl, run_index, out_dir):
         cmd = load_command(tools["reverb-load"], address, wl, args.duration, args.warmup,
                            json_path)
         rec["load_command"] = " ".join(cmd)
-        status, load_cpu, wall = run_load(cmd, raw / f"{tag}.load.log",
-                                          deadline=args.duration + args.warmup + 120)
-        cpu1, m1 = process_cpu_ticks(srv.pid), machine_cpu_ticks()
+        status, load_cpu, wall, samples = run_load(
+            cmd, raw / f"{tag}.load.log", deadline=args.duration + args.warmup + 120,
+            sample=sample, window=(args.warmup, args.warmup + args.duration))
         rss_after = process_status(srv.pid)
-        rec["load_exit_status"] = status
-        rec["rss_after_kib"] = rss_after.get("VmRSS")
-        rec["threads_after"] = rss_after.get("Threads")
+        rec.update({"load_exit_status": status, "rss_after_kib": rss_after.get("VmRSS"),
+                    "threads_after": rss_after.get("Threads"), "load_wall_seconds": wall})
+        first, last = (samples + [None, None])[:2]
         try:
             report = json.loads(json_path.read_text())
         except (OSError, ValueError) as e:
@@ -400,8 +409,7 @@ def run_point(args, tools, server, wl, run_index, out_dir):
                                    f"see raw/{tag}.load.log")
         if report is not None:
             rec.update(extract_load_figures(report, wl))
-            absent = [k for k in ("mismatches", "errors", wl.metric if wl.kind != "bulk"
-                                  else "requests_per_second") if rec.get(k) is None]
+            absent = [k for k in ("mismatches", "errors", wl.metric) if rec.get(k) is None]
             if absent:
                 rec["failures"].append(f"{tag}: reverb-load's JSON lacks {', '.join(absent)}")
         if status != 0:
@@ -413,40 +421,44 @@ def run_point(args, tools, server, wl, run_index, out_dir):
     if not clean:
         rec["failures"].append(f"{tag}: {server.name} did not stop cleanly on SIGTERM "
                                f"(exit status {rc}); see raw/{tag}.server.log")
-    if cpu0 is not None and cpu1 is not None:
-        rec["server_cpu_cores"] = (cpu1 - cpu0) / CLK_TCK / wall
-        busy = (m1[0] - m0[0]) / CLK_TCK / wall
-        rec["machine_busy_cores"] = busy
-        rec["other_cpu_cores"] = max(0.0, busy - rec["server_cpu_cores"] - load_cpu / wall)
-    rec["load_cpu_cores"] = load_cpu / wall
-    rec["wall_seconds"] = wall
+    for log_name in (f"{tag}.server.log", f"{tag}.load.log"):
+        if SANITIZER_REPORT.search(read_text(raw / log_name)):
+            rec["failures"].append(f"{tag}: sanitizer report in raw/{log_name}")
+    if first and last and first[0] is not None and last[0] is not None and last[2] > first[2]:
+        span = last[2] - first[2]
+        rec["server_cpu_cores"] = (last[0] - first[0]) / CLK_TCK / span
+        rec["machine_busy_cores"] = (last[1][0] - first[1][0]) / CLK_TCK / span
+        if rec.get("load_cpu_cores") is not None:
+            rec["other_cpu_cores"] = max(0.0, rec["machine_busy_cores"] -
+                                         rec["server_cpu_cores"] - rec["load_cpu_cores"])
     if rec.get("mismatches"):
         rec["failures"].append(f"{tag}: {rec['mismatches']} wrong replies")
     if rec.get("errors"):
         rec["failures"].append(f"{tag}: {rec['errors']} connection errors")
-    rps = rec.get("requests_per_second")
-    if rps and rec.get("server_cpu_cores") is not None and wl.kind in ("closed", "bulk"):
-        rec["server_cpu_us_per_request"] = rec["server_cpu_cores"] * 1e6 / rps
-    cps = rec.get("connections_per_second")
-    if cps and rec.get("server_cpu_cores") is not None and wl.kind == "churn":
-        rec["server_cpu_us_per_connection"] = rec["server_cpu_cores"] * 1e6 / cps
+    cores = rec.get("server_cpu_cores")
+    if cores is not None and rec.get("requests_per_second") and wl.kind in ("closed", "bulk"):
+        rec["server_cpu_us_per_request"] = cores * 1e6 / rec["requests_per_second"]
+    if cores is not None and rec.get("connections_per_second") and wl.kind == "churn":
+        rec["server_cpu_us_per_connection"] = cores * 1e6 / rec["connections_per_second"]
     return rec
 
 
 def extract_load_figures(report, wl):
     """The figures this harness uses from reverb-load's --json file."""
-    errors = report.get("errors", 0)
-    if isinstance(errors, dict):
-        errors = sum(v for v in errors.values() if isinstance(v, (int, float)))
+    cpu = report.get("cpu") or {}
     out = {
         "requests_per_second": report.get("requests_per_second"),
         "connections_per_second": report.get("connections_per_second"),
+        "mb_per_second": report.get("mb_per_second_received"),
         "mismatches": report.get("mismatches"),
-        "errors": errors,
+        "errors": report.get("errors"),
+        "errors_by_cause": report.get("errors_by_cause"),
         "latency_us": report.get("latency_us"),
+        "connect_latency_us": report.get("connect_latency_us"),
+        # reverb-load's own CPU over the measured window, and the whole machine's.
+        "load_cpu_cores": cpu.get("cores_used"),
+        "load_cpu_us_per_request": cpu.get("us_per_request"),
     }
-    if wl.kind == "bulk" and out["requests_per_second"] is not None:
-        out["mb_per_second"] = out["requests_per_second"] * wl.size / 1e6
     return out
 
 
@@ -806,6 +818,8 @@ def run_micro(build_dir, out_dir, quick):
         log(f"micro-benchmark {b.name}")
         r = subprocess.run(cmd, capture_output=True, text=True)
         (mdir / f"{b.name}.log").write_text(r.stdout + r.stderr)
+        if SANITIZER_REPORT.search(r.stdout + r.stderr):
+            failures.append(f"{b.name}: sanitizer report; see micro/{b.name}.log")
         if r.returncode != 0:
             failures.append(f"{b.name} exited with status {r.returncode}; see micro/{b.name}.log")
             continue
