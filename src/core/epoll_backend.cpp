@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <limits>
 
 #include "connection.h"
 
@@ -164,8 +165,13 @@ void EpollBackend::readAll(IoEvents& events, int fd, bool peerClosed) noexcept {
   }
 }
 
-void EpollBackend::acceptAll(IoEvents& events, int listenFd) noexcept {
-  for (int i = 0; i < kAcceptBatch && accepting_; ++i) {
+void EpollBackend::acceptBacklog(IoEvents& events) noexcept {
+  // The backlog is bounded by somaxconn, so this loop is too.
+  for (int fd : listeners_) acceptAll(events, fd, std::numeric_limits<int>::max());
+}
+
+void EpollBackend::acceptAll(IoEvents& events, int listenFd, int limit) noexcept {
+  for (int i = 0; i < limit; ++i) {
     int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       events.onAccept(UniqueFd(fd));
@@ -200,7 +206,7 @@ void EpollBackend::poll(IoEvents& events, int timeoutMs) noexcept {
         break;
       }
       case Tag::kListener:
-        acceptAll(events, fd);
+        if (accepting_) acceptAll(events, fd, kAcceptBatch);
         break;
       case Tag::kConnection: {
         Slot* slot = slotFor(fd);

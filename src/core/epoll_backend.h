@@ -28,6 +28,7 @@ class EpollBackend final : public IoBackend {
   std::string_view name() const noexcept override { return "epoll"; }
   Result<void> addListener(int fd) override;
   void setAccepting(bool on) noexcept override;
+  void acceptBacklog(IoEvents& events) noexcept override;
   Result<void> addConnection(Connection& c) override;
   void removeConnection(Connection& c, bool fdClosesNow) noexcept override;
   void setReading(Connection& c, bool on) noexcept override;
@@ -45,7 +46,8 @@ class EpollBackend final : public IoBackend {
 
   EpollBackend(UniqueFd epoll, UniqueFd wakeFd);
   Slot* slotFor(int fd) noexcept;
-  void acceptAll(IoEvents& events, int listenFd) noexcept;
+  // Accepts up to `limit` connections from one listener; stops at EAGAIN or an error.
+  void acceptAll(IoEvents& events, int listenFd, int limit) noexcept;
   void readAll(IoEvents& events, int fd, bool peerClosed) noexcept;
   void rearm(int fd) noexcept;
 

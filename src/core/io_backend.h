@@ -55,6 +55,9 @@ class IoBackend {
   virtual Result<void> addListener(int fd) = 0;
   // Stops or restarts accepting on every listener (EMFILE back-off, drain).
   virtual void setAccepting(bool on) noexcept = 0;
+  // Accepts, through onAccept, every connection already waiting in the listeners' backlogs: the
+  // drain serves the clients the kernel has already admitted before it closes the listeners.
+  virtual void acceptBacklog(IoEvents& events) noexcept = 0;
 
   // Starts receiving on c. Fails only on resource exhaustion; the caller then drops c.
   virtual Result<void> addConnection(Connection& c) = 0;

@@ -178,6 +178,8 @@ void Reactor::onWritable(Connection& c) noexcept {
 }
 
 void Reactor::beginDrain() noexcept {
+  // Connections the kernel has already admitted may carry requests too: serve them as well.
+  backend_->acceptBacklog(*this);
   draining_ = true;
   backend_->setAccepting(false);
   listeners_.clear();  // refuse new connections now rather than leave them in the backlog
