@@ -15,7 +15,16 @@
 
 namespace reverb {
 
-template <typename T>
+// How many times an idle consumer re-checks the queue before it parks on the semaphore.
+// moodycamel's default is 10000.
+inline constexpr int kJobQueueSpins = 10000;
+
+template <int Spins>
+struct JobQueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
+  static const int MAX_SEMA_SPINS = Spins;
+};
+
+template <typename T, int Spins = kJobQueueSpins>
 class JobQueue {
  public:
   using Producer = moodycamel::ProducerToken;
@@ -47,7 +56,7 @@ class JobQueue {
   size_t sizeApprox() const { return queue_.size_approx(); }
 
  private:
-  moodycamel::BlockingConcurrentQueue<T> queue_;
+  moodycamel::BlockingConcurrentQueue<T, JobQueueTraits<Spins>> queue_;
 };
 
 }  // namespace reverb
