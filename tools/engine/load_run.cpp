@@ -364,7 +364,8 @@ void Worker::run() noexcept {
   }
   finishedAt = monotonicNow();
   if (paced_ && !connectMode_) {
-    Nanos end = std::min(finishedAt, tl_.measureEnd);
+    // Entries due in the last millisecond may simply not have been reached before the loop ended.
+    Nanos end = std::min(finishedAt, tl_.measureEnd) - 1'000'000;
     uint64_t due = dueBy(end);
     // Only schedule entries due inside the window are owed; warmup ones never count.
     uint64_t firstInWindow = tl_.measureStart <= tl_.start + plan_.phase ? 0 : dueBy(tl_.measureStart - 1);

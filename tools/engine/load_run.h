@@ -101,7 +101,7 @@ struct LoadReport {
   Histogram sendDelay;           // ns; open loop: actual - intended send time (else empty)
   Histogram connectLatency;      // ns; connect() to writable (with connectRate: from intended)
   Histogram connectLatencyUncorrected;  // ns; with connectRate: from the actual connect()
-  uint64_t backlogAtEnd = 0;  // open loop: requests due in the window that never went out
+  uint64_t backlogAtEnd = 0;  // open loop: requests due in the window (until 1 ms before its end) never sent
   ProcessCpu cpu;             // this process, in the window
   std::optional<double> machineBusy;  // fraction of all CPUs busy in the window (/proc/stat)
   bool interrupted = false;   // stop() ended the run early

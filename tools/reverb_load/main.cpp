@@ -101,7 +101,7 @@ class StderrProgress final : public reverb::load::ProgressSink {
  public:
   explicit StderrProgress(bool connectMode) : connectMode_(connectMode) {}
   void onProgress(const reverb::load::Progress& p) override {
-    std::string p99 = p.warmup ? "-" : reverb::load::formatMicros(p.p99Nanos);
+    std::string p99 = p.warmup || p.p99Nanos == 0 ? "-" : reverb::load::formatMicros(p.p99Nanos);
     if (connectMode_) {
       std::fprintf(stderr, "[%6.1f s]%s %10.0f conn/s %10.0f req/s  p99 %8s us  errors %llu  mismatches %llu\n",
                    p.elapsed, p.warmup ? " warmup" : "       ", p.connectionsPerSecond, p.requestsPerSecond,
