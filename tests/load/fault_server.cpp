@@ -128,6 +128,16 @@ void FaultServer::serve() noexcept {
             case Fault::kNoReply:
               ++faults_;
               break;
+            case Fault::kResetInsteadOfReply:
+              if (serial % options_.every == 0) {
+                linger lin{1, 0};
+                setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+                c.closing = true;
+                ++faults_;
+              } else {
+                c.out += reply;
+              }
+              break;
             case Fault::kNone:
               c.out += reply;
               break;

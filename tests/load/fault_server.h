@@ -23,6 +23,7 @@ enum class Fault : uint8_t {
   kSwapReplies,   // on each connection, replies N and N+1 go out in the wrong order
   kDropMidReply,  // every Nth reply (server-wide): send half of it, then close the connection
   kNoReply,       // reads everything, answers nothing
+  kResetInsteadOfReply,  // every Nth reply (server-wide): close the connection with RST instead
 };
 
 struct FaultServerOptions {
