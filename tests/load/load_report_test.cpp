@@ -141,10 +141,16 @@ TEST(LoadReportTest, TableSaysPassOrFail) {
   LoadReport ok;
   ok.seconds = 1;
   ok.counters.requests = 10;
+  ok.counters.completedAll = 10;
   EXPECT_NE(formatTable(run, ok).find("PASS"), std::string::npos);
   LoadReport bad = ok;
   bad.counters.mismatches = 1;
   EXPECT_NE(formatTable(run, bad).find("FAIL (1 mismatches"), std::string::npos);
+  // No reply at all, with nothing wrong counted, is no pass: nothing was checked.
+  LoadReport silent;
+  silent.seconds = 1;
+  EXPECT_NE(formatTable(run, silent).find("FAIL (0 mismatches, 0 errors, no reply at all)"),
+            std::string::npos);
 }
 
 }  // namespace

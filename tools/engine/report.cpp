@@ -107,7 +107,11 @@ std::string payloadText(const RunDescription& run) {
 }  // namespace
 
 bool runPassed(const LoadReport& report) noexcept {
-  return report.counters.mismatches == 0 && report.counters.errorTotal() == 0 && !report.stalled;
+  // A run in which no reply came back proves nothing (a framing that never completes a request,
+  // say): that is a failure, not a pass with zero mismatches.
+  bool anyReply = report.counters.completedAll > 0 || report.interrupted;
+  return report.counters.mismatches == 0 && report.counters.errorTotal() == 0 && !report.stalled &&
+         anyReply;
 }
 
 std::string formatMicros(uint64_t nanos) {
@@ -249,8 +253,9 @@ std::string formatTable(const RunDescription& run, const LoadReport& r) {
   if (runPassed(r)) {
     out += "  result: PASS (every reply matched)\n";
   } else {
-    out += format("  result: FAIL (%llu mismatches, %llu errors%s)\n", static_cast<unsigned long long>(n.mismatches),
-                  static_cast<unsigned long long>(n.errorTotal()), r.stalled ? ", stalled" : "");
+    out += format("  result: FAIL (%llu mismatches, %llu errors%s%s)\n", static_cast<unsigned long long>(n.mismatches),
+                  static_cast<unsigned long long>(n.errorTotal()), r.stalled ? ", stalled" : "",
+                  n.completedAll == 0 ? ", no reply at all" : "");
   }
   return out;
 }
