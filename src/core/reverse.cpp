@@ -1,12 +1,14 @@
 // Reversal by unit. A unit of one byte (ASCII, or a byte outside any well-formed UTF-8 sequence)
-// always lands at the mirror position out[n - 1 - j], so runs of ASCII are reversed in bulk by the
-// byte kernel; only multi-byte units and their neighbours take the per-code-point path.
+// always lands at the mirror position out[n - 1 - j], so runs of ASCII are reversed in bulk by a
+// vector kernel that finds the end of the run as it goes (reverse_kernels.h); only multi-byte units
+// and their neighbours take the per-code-point path.
 #include "reverse.h"
 
 #include <utf8proc.h>
 
 #include <cstring>
 
+#include "reverse_kernels.h"
 #include "utf8.h"
 
 namespace reverb {
@@ -20,10 +22,6 @@ inline void copyUnit(unsigned char* out, const unsigned char* in, size_t len) no
   } else {
     std::memcpy(out, in, len);
   }
-}
-
-inline void reverseRun(const unsigned char* in, size_t n, unsigned char* out) noexcept {
-  reverseBytes(reinterpret_cast<const char*>(in), n, reinterpret_cast<char*>(out));
 }
 
 // After a byte-wise reversal of ASCII text, every CR LF of the input reads LF CR; puts it back in
@@ -44,19 +42,18 @@ void restoreCrLf(unsigned char* out, size_t n) noexcept {
   }
 }
 
-void reverseCodepoints(const unsigned char* in, size_t n, unsigned char* out) noexcept {
-  size_t i = 0;
+// Code points from in[i] on; in[0, i) is already written.
+[[gnu::noinline]] void reverseCodepointsFrom(const unsigned char* in, size_t n, unsigned char* out,
+                                             size_t i) noexcept {
   while (i < n) {
     if (in[i] < 0x80) {
-      // A lone ASCII byte between multi-byte characters is copied; a run goes to the byte kernel.
+      // A lone ASCII byte between multi-byte characters is copied; a run goes to the kernel.
       if (i + 1 == n || in[i + 1] >= 0x80) {
         out[n - 1 - i] = in[i];
         ++i;
         continue;
       }
-      const size_t run = utf8::scanAscii(in + i, n - i).length;
-      reverseRun(in + i, run, out + n - i - run);
-      i += run;
+      i += detail::reverseAsciiPrefix(in + i, n - i, out + n - i).length;
       continue;
     }
     const utf8::Decoded d = utf8::decode(in + i, n - i);
@@ -66,16 +63,38 @@ void reverseCodepoints(const unsigned char* in, size_t n, unsigned char* out) no
   }
 }
 
+// Most text is all ASCII: then one kernel pass is the whole job, with no per-character loop.
+void reverseCodepoints(const unsigned char* in, size_t n, unsigned char* out) noexcept {
+  const size_t head = detail::reverseAsciiPrefix(in, n, out + n).length;
+  if (head < n) reverseCodepointsFrom(in, n, out, head);
+}
+
 // Grapheme clusters: boundaries from utf8proc_grapheme_break_stateful, called in order on every
 // pair of code points, with its state reset after each break (which its contract allows). Two
-// ASCII bytes always have a break between them unless they are CR LF (GB3, GB4, GB5, GB999), so
-// an ASCII run that starts at a boundary is reversed in bulk up to, but not including, its last
-// byte, which may still join what follows (GB9: "e" + U+0301).
-void reverseGraphemes(const unsigned char* in, size_t n, unsigned char* out) noexcept {
+// shortcuts skip the call where UAX #29 leaves no choice:
+// - Two ASCII bytes always have a break between them unless they are CR LF (GB3, GB4, GB5,
+//   GB999), so an ASCII run that starts at a boundary is reversed in bulk up to, but not
+//   including, its last byte, which may still join what follows (GB9: "e" + U+0301).
+// - Two code points of class Other always have a break between them (GB999): no rule joins them,
+//   whatever came before (utf8proc's state after an Other is Other).
+
+// Where the bulk part of the ASCII run in[i, runEnd) ends, for a run that starts at a cluster
+// boundary: the run's last byte stays out unless the input ends there, and so does a CR before
+// it if that last byte is its LF. The result may be i (nothing in bulk).
+size_t bulkEnd(const unsigned char* in, size_t n, size_t i, size_t runEnd) noexcept {
+  if (runEnd == n || runEnd == i) return runEnd;
+  size_t end = runEnd - 1;
+  if (end > i && in[end - 1] == '\r' && in[end] == '\n') --end;
+  return end;
+}
+
+// Clusters from in[i] on, where a cluster starts; in[0, i) is already written.
+[[gnu::noinline]] void reverseGraphemesFrom(const unsigned char* in, size_t n, unsigned char* out,
+                                            size_t i) noexcept {
   constexpr int32_t kNone = -1;
-  size_t i = 0;
-  size_t start = 0;      // first byte of the open cluster; the cluster is in[start, i)
+  size_t start = i;      // first byte of the open cluster; the cluster is in[start, i)
   int32_t last = kNone;  // last code point of the open cluster, kNone if none is open
+  int lastClass = 0;     // its utf8proc boundclass
   int32_t state = 0;     // utf8proc's break state
   auto closeCluster = [&]() noexcept {
     if (start < i) copyUnit(out + n - i, in + start, i - start);
@@ -87,19 +106,19 @@ void reverseGraphemes(const unsigned char* in, size_t n, unsigned char* out) noe
     const unsigned char b = in[i];
     if (b < 0x80 && (last == kNone || (last < 0x80 && !(last == '\r' && b == '\n')))) {
       closeCluster();  // a break before in[i]
-      const utf8::AsciiRun run = utf8::scanAscii(in + i, n - i);
-      size_t end = i + run.length;
-      if (end < n) {
-        --end;  // the run's last byte may join the non-ASCII character after it
-        if (end > i && in[end - 1] == '\r' && in[end] == '\n') --end;  // keep CR with its LF
-      }
-      if (end > i) {
-        unsigned char* dst = out + n - end;
-        reverseRun(in + i, end - i, dst);
-        if (run.hasCr) restoreCrLf(dst, end - i);
-        i = end;
-        start = end;
-        continue;
+      // A run of one byte may join what follows: it takes the per-code-point path below.
+      const bool loneByte = i + 1 < n && in[i + 1] >= 0x80;
+      if (!loneByte) {
+        // Every byte of the run is written to its mirror; bytes past `end` are written again
+        // below, with the clusters they belong to.
+        const detail::AsciiPrefix run = detail::reverseAsciiPrefix(in + i, n - i, out + n - i);
+        const size_t end = bulkEnd(in, n, i, i + run.length);
+        if (end > i) {
+          if (run.hasCr) restoreCrLf(out + n - end, end - i);
+          i = end;
+          start = end;
+          continue;
+        }
       }
     }
     const utf8::Decoded d = utf8::decode(in + i, n - i);
@@ -112,15 +131,30 @@ void reverseGraphemes(const unsigned char* in, size_t n, unsigned char* out) noe
       continue;
     }
     const auto cp = static_cast<int32_t>(d.codepoint);
-    if (last != kNone && utf8proc_grapheme_break_stateful(last, cp, &state)) {
-      copyUnit(out + n - i, in + start, i - start);
-      start = i;
-      state = 0;
+    const int cls = utf8proc_get_property(cp)->boundclass;
+    if (last != kNone) {
+      const bool otherOther =
+          cls == UTF8PROC_BOUNDCLASS_OTHER && lastClass == UTF8PROC_BOUNDCLASS_OTHER;
+      if (otherOther || utf8proc_grapheme_break_stateful(last, cp, &state)) {
+        copyUnit(out + n - i, in + start, i - start);
+        start = i;
+        state = 0;
+      }
     }
     last = cp;
+    lastClass = cls;
     i += d.length;
   }
   closeCluster();
+}
+
+// Most text is all ASCII: then one kernel pass (and a CR LF fix-up if it holds a CR) is the whole
+// job, with no per-character loop.
+void reverseGraphemes(const unsigned char* in, size_t n, unsigned char* out) noexcept {
+  const detail::AsciiPrefix head = detail::reverseAsciiPrefix(in, n, out + n);
+  const size_t end = bulkEnd(in, n, 0, head.length);
+  if (head.hasCr) restoreCrLf(out + n - end, end);
+  if (end < n) reverseGraphemesFrom(in, n, out, end);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Reversal of a message, the one computation the server performs, by bytes, code points or
-// grapheme clusters. Pure functions: no I/O, no allocation, no mutable shared state; thread-safe.
+// grapheme clusters. Pure functions: no I/O, no allocation, no shared state but the byte kernel
+// chosen at first use; thread-safe.
 #pragma once
 
 #include <cstddef>

@@ -1,12 +1,14 @@
 // Byte reversal kernels and their run-time selection. Each vector kernel is the loop in
 // reverse_bytes_loop.inc compiled inside a `#pragma GCC target` region, so the default build needs
 // no -m flags and runs on any x86-64; the kernel is picked once from __builtin_cpu_supports.
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
 #include "reverse.h"
+#include "reverse_kernels.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #define REVERB_X86 1
@@ -48,7 +50,8 @@ inline void reverseTiny(const unsigned char* in, size_t n, unsigned char* out) n
   }
 }
 
-void reverseKernel(const unsigned char* in, size_t n, unsigned char* out) noexcept {
+[[gnu::always_inline]] inline void reverseKernel(const unsigned char* in, size_t n,
+                                                 unsigned char* out) noexcept {
   if (n < 8) {
     reverseTiny(in, n, out);
     return;
@@ -66,6 +69,27 @@ void reverseKernel(const unsigned char* in, size_t n, unsigned char* out) noexce
     i += 8;
   }
   if (i < n) store(out + n - 8, __builtin_bswap64(load<uint64_t>(in)));
+}
+
+[[gnu::always_inline]] inline detail::AsciiPrefix reverseAsciiPrefixKernel(
+    const unsigned char* in, size_t n, unsigned char* outEnd) noexcept {
+  constexpr uint64_t kHigh = 0x8080808080808080ULL;
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  size_t i = 0;
+  uint64_t crs = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t w = load<uint64_t>(in + i);
+    if ((w & kHigh) != 0) break;
+    store(outEnd - i - 8, __builtin_bswap64(w));
+    const uint64_t x = w ^ (kOnes * '\r');  // a zero byte where w has a CR
+    crs |= (x - kOnes) & ~x & kHigh;
+  }
+  bool cr = crs != 0;
+  for (; i < n && in[i] < 0x80; ++i) {
+    *(outEnd - i - 1) = in[i];
+    cr = cr || in[i] == '\r';
+  }
+  return {i, cr};
 }
 
 }  // namespace portable
@@ -95,9 +119,24 @@ struct Vec {
   [[gnu::always_inline]] static T reverse(T v) noexcept {
     return _mm_shuffle_epi8(v, _mm_load_si128(reinterpret_cast<const __m128i*>(kReverseLanes)));
   }
+  [[gnu::always_inline]] static T zero() noexcept { return _mm_setzero_si128(); }
+  [[gnu::always_inline]] static T orv(T a, T b) noexcept { return _mm_or_si128(a, b); }
+  [[gnu::always_inline]] static T crs(T v) noexcept {
+    return _mm_cmpeq_epi8(v, _mm_set1_epi8('\r'));
+  }
+  [[gnu::always_inline]] static T special(T v) noexcept {  // signed: 0x80..0xFF are negative
+    return _mm_cmpgt_epi8(_mm_set1_epi8('\r' + 1), v);
+  }
+  [[gnu::always_inline]] static uint64_t mask(T v) noexcept {
+    return static_cast<uint32_t>(_mm_movemask_epi8(v));
+  }
 };
 inline void reverseShort(const unsigned char* in, size_t n, unsigned char* out) noexcept {
   portable::reverseKernel(in, n, out);
+}
+inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size_t n,
+                                                   unsigned char* outEnd) noexcept {
+  return portable::reverseAsciiPrefixKernel(in, n, outEnd);
 }
 #include "reverse_bytes_loop.inc"
 }  // namespace ssse3
@@ -120,10 +159,25 @@ struct Vec {
     const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(kReverseLanes));
     return _mm256_permute4x64_epi64(_mm256_shuffle_epi8(v, lanes), 0x4E);
   }
+  [[gnu::always_inline]] static T zero() noexcept { return _mm256_setzero_si256(); }
+  [[gnu::always_inline]] static T orv(T a, T b) noexcept { return _mm256_or_si256(a, b); }
+  [[gnu::always_inline]] static T crs(T v) noexcept {
+    return _mm256_cmpeq_epi8(v, _mm256_set1_epi8('\r'));
+  }
+  [[gnu::always_inline]] static T special(T v) noexcept {  // signed: 0x80..0xFF are negative
+    return _mm256_cmpgt_epi8(_mm256_set1_epi8('\r' + 1), v);
+  }
+  [[gnu::always_inline]] static uint64_t mask(T v) noexcept {
+    return static_cast<uint32_t>(_mm256_movemask_epi8(v));
+  }
 };
 // 16..31 bytes take one SSSE3 block and one overlapping one.
 inline void reverseShort(const unsigned char* in, size_t n, unsigned char* out) noexcept {
   ssse3::reverseKernel(in, n, out);
+}
+inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size_t n,
+                                                   unsigned char* outEnd) noexcept {
+  return ssse3::reverseAsciiPrefixKernel(in, n, outEnd);
 }
 #include "reverse_bytes_loop.inc"
 }  // namespace avx2
@@ -148,9 +202,22 @@ struct Vec {
     // trips GCC 12's -Wmaybe-uninitialized inside its own header.
     return _mm512_maskz_shuffle_i64x2(0xFF, inLane, inLane, 0x1B);
   }
+  [[gnu::always_inline]] static T zero() noexcept { return _mm512_setzero_si512(); }
+  [[gnu::always_inline]] static T orv(T a, T b) noexcept { return _mm512_or_si512(a, b); }
+  [[gnu::always_inline]] static T crs(T v) noexcept {
+    return _mm512_movm_epi8(_mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r')));
+  }
+  [[gnu::always_inline]] static T special(T v) noexcept {  // signed: 0x80..0xFF are negative
+    return _mm512_movm_epi8(_mm512_cmpgt_epi8_mask(_mm512_set1_epi8('\r' + 1), v));
+  }
+  [[gnu::always_inline]] static uint64_t mask(T v) noexcept { return _mm512_movepi8_mask(v); }
 };
 inline void reverseShort(const unsigned char* in, size_t n, unsigned char* out) noexcept {
   avx2::reverseKernel(in, n, out);
+}
+inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size_t n,
+                                                   unsigned char* outEnd) noexcept {
+  return avx2::reverseAsciiPrefixKernel(in, n, outEnd);
 }
 #include "reverse_bytes_loop.inc"
 }  // namespace avx512
@@ -158,31 +225,37 @@ inline void reverseShort(const unsigned char* in, size_t n, unsigned char* out) 
 
 #endif  // REVERB_X86
 
-using KernelFn = void (*)(const unsigned char*, size_t, unsigned char*) noexcept;
+using ReverseFn = void (*)(const unsigned char*, size_t, unsigned char*) noexcept;
+using PrefixFn = detail::AsciiPrefix (*)(const unsigned char*, size_t, unsigned char*) noexcept;
 
-KernelFn kernelFunction(ByteKernel kernel) noexcept {
+struct KernelFns {
+  ReverseFn reverse = portable::reverseKernel;
+  PrefixFn prefix = portable::reverseAsciiPrefixKernel;
+};
+
+KernelFns kernelFunctions(ByteKernel kernel) noexcept {
   switch (kernel) {
     case ByteKernel::kPortable:
-      return portable::reverseKernel;
+      return {portable::reverseKernel, portable::reverseAsciiPrefixKernel};
 #if REVERB_X86
     case ByteKernel::kSsse3:
-      return ssse3::reverseKernel;
+      return {ssse3::reverseKernel, ssse3::reverseAsciiPrefixKernel};
     case ByteKernel::kAvx2:
-      return avx2::reverseKernel;
+      return {avx2::reverseKernel, avx2::reverseAsciiPrefixKernel};
     case ByteKernel::kAvx512:
-      return avx512::reverseKernel;
+      return {avx512::reverseKernel, avx512::reverseAsciiPrefixKernel};
 #else
     default:
       break;
 #endif
   }
-  return nullptr;
+  return {};
 }
 
 struct KernelTable {
   ByteKernel supported[4] = {ByteKernel::kPortable};
   size_t count = 1;
-  KernelFn best = portable::reverseKernel;
+  KernelFns best;
 };
 
 KernelTable detectKernels() noexcept {
@@ -197,13 +270,46 @@ KernelTable detectKernels() noexcept {
     table.supported[table.count++] = ByteKernel::kAvx512;
   }
 #endif
-  table.best = kernelFunction(table.supported[table.count - 1]);
+  table.best = kernelFunctions(table.supported[table.count - 1]);
   return table;
 }
 
 const KernelTable& kernelTable() noexcept {
   static const KernelTable table = detectKernels();
   return table;
+}
+
+// The hot entry points call through these pointers: one load and an indirect call, no guard. Each
+// starts at a resolver that looks up the best kernel, stores it and calls it; threads that race
+// on the first call store the same value.
+void resolveReverse(const unsigned char* in, size_t n, unsigned char* out) noexcept;
+detail::AsciiPrefix resolvePrefix(const unsigned char* in, size_t n,
+                                  unsigned char* outEnd) noexcept;
+constinit std::atomic<ReverseFn> bestReverse{resolveReverse};
+constinit std::atomic<PrefixFn> bestPrefix{resolvePrefix};
+
+void resolveReverse(const unsigned char* in, size_t n, unsigned char* out) noexcept {
+  const ReverseFn fn = kernelTable().best.reverse;
+  bestReverse.store(fn, std::memory_order_relaxed);
+  fn(in, n, out);
+}
+
+detail::AsciiPrefix resolvePrefix(const unsigned char* in, size_t n,
+                                  unsigned char* outEnd) noexcept {
+  const PrefixFn fn = kernelTable().best.prefix;
+  bestPrefix.store(fn, std::memory_order_relaxed);
+  return fn(in, n, outEnd);
+}
+
+// The functions of a kernel a caller forces; aborts if the CPU cannot run it.
+KernelFns checkedKernel(ByteKernel kernel, const char* caller) noexcept {
+  const KernelTable& table = kernelTable();
+  for (size_t i = 0; i < table.count; ++i) {
+    if (table.supported[i] == kernel) return kernelFunctions(kernel);
+  }
+  std::fprintf(stderr, "%s: this CPU does not support the %.*s kernel\n", caller,
+               static_cast<int>(toString(kernel).size()), toString(kernel).data());
+  std::abort();
 }
 
 }  // namespace
@@ -232,20 +338,27 @@ ByteKernel activeByteKernel() noexcept {
 }
 
 void reverseBytes(const char* in, size_t n, char* out) noexcept {
-  kernelTable().best(reinterpret_cast<const unsigned char*>(in), n,
-                     reinterpret_cast<unsigned char*>(out));
+  bestReverse.load(std::memory_order_relaxed)(reinterpret_cast<const unsigned char*>(in), n,
+                                              reinterpret_cast<unsigned char*>(out));
 }
 
 void reverseBytesWith(ByteKernel kernel, const char* in, size_t n, char* out) noexcept {
-  bool supported = false;
-  for (ByteKernel k : supportedByteKernels()) supported = supported || k == kernel;
-  if (!supported) {
-    std::fprintf(stderr, "reverseBytesWith: this CPU does not support the %.*s kernel\n",
-                 static_cast<int>(toString(kernel).size()), toString(kernel).data());
-    std::abort();
-  }
-  kernelFunction(kernel)(reinterpret_cast<const unsigned char*>(in), n,
-                         reinterpret_cast<unsigned char*>(out));
+  checkedKernel(kernel, "reverseBytesWith")
+      .reverse(reinterpret_cast<const unsigned char*>(in), n,
+               reinterpret_cast<unsigned char*>(out));
 }
+
+namespace detail {
+
+AsciiPrefix reverseAsciiPrefix(const unsigned char* in, size_t n, unsigned char* outEnd) noexcept {
+  return bestPrefix.load(std::memory_order_relaxed)(in, n, outEnd);
+}
+
+AsciiPrefix reverseAsciiPrefixWith(ByteKernel kernel, const unsigned char* in, size_t n,
+                                   unsigned char* outEnd) noexcept {
+  return checkedKernel(kernel, "reverseAsciiPrefixWith").prefix(in, n, outEnd);
+}
+
+}  // namespace detail
 
 }  // namespace reverb

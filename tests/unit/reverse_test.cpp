@@ -16,6 +16,8 @@
 #include <thread>
 #include <vector>
 
+#include "reverse_kernels.h"
+
 namespace reverb {
 namespace {
 
@@ -88,6 +90,30 @@ std::string referenceReversed(Unit unit, std::string_view s) {
   return out;
 }
 
+#if defined(__SANITIZE_THREAD__)
+extern "C" void __tsan_ignore_thread_begin();
+extern "C" void __tsan_ignore_thread_end();
+#endif
+
+// While alive, ThreadSanitizer ignores this thread's memory accesses. For single-threaded tests
+// that make hundreds of thousands of calls: there is no race for TSan to find in them, and its
+// shadow-memory bookkeeping would make them take minutes. ASan still checks every access.
+class TsanIgnoreScope {
+ public:
+  TsanIgnoreScope() {
+#if defined(__SANITIZE_THREAD__)
+    __tsan_ignore_thread_begin();
+#endif
+  }
+  ~TsanIgnoreScope() {
+#if defined(__SANITIZE_THREAD__)
+    __tsan_ignore_thread_end();
+#endif
+  }
+  TsanIgnoreScope(const TsanIgnoreScope&) = delete;
+  TsanIgnoreScope& operator=(const TsanIgnoreScope&) = delete;
+};
+
 // --- Threads first, so the kernel table is also first used from several threads at once. ---
 
 TEST(ReverseTest, ConcurrentCallsFromManyThreadsAgree) {
@@ -157,6 +183,7 @@ TEST(ByteKernelTest, EqualsStdReverseAtEveryLengthAndAlignment) {
   std::copy(src.begin(), src.end(), reference.begin());
   std::reverse(reference.begin(), reference.end());
 
+  TsanIgnoreScope tsanIgnore;
   for (ByteKernel kernel : supportedByteKernels()) {
     SCOPED_TRACE(std::string(toString(kernel)));
     size_t failures = 0;
@@ -191,6 +218,55 @@ TEST(ByteKernelTest, TouchesOnlyItsBuffers) {
       reverseBytesWith(kernel, in.data(), len, out.data());
       ASSERT_TRUE(std::equal(in.rbegin(), in.rend(), out.begin()))
           << toString(kernel) << " len=" << len;
+      // The ASCII-prefix kernel reads all of an all-ASCII input.
+      for (char& c : in) c = static_cast<char>(c & 0x7F);
+      auto* bytes = reinterpret_cast<const unsigned char*>(in.data());
+      auto* outEnd = reinterpret_cast<unsigned char*>(out.data()) + len;
+      ASSERT_EQ(detail::reverseAsciiPrefixWith(kernel, bytes, len, outEnd).length, len);
+      ASSERT_TRUE(std::equal(in.rbegin(), in.rend(), out.begin()))
+          << toString(kernel) << " len=" << len;
+    }
+  }
+}
+
+// The fused ASCII-prefix kernel, on every kernel the CPU runs: the prefix length is exact, every
+// prefix byte is at its mirror, a CR in the prefix is reported, and nothing outside outEnd[-n, 0)
+// is written. The input has ASCII up to a random point, then a random byte >= 0x80.
+TEST(ByteKernelTest, AsciiPrefixKernelFindsTheRunAndMirrorsIt) {
+  constexpr size_t kGuard = 32;
+  std::mt19937_64 rng(5);
+  std::vector<unsigned char> in(700);
+  std::vector<unsigned char> out(kGuard + in.size() + kGuard);
+  std::vector<unsigned char> guard(kGuard, 0x5A);
+  for (ByteKernel kernel : supportedByteKernels()) {
+    SCOPED_TRACE(std::string(toString(kernel)));
+    for (int iter = 0; iter < 4000; ++iter) {
+      const size_t n = rng() % (iter < 2000 ? 80 : in.size());
+      const size_t high = rng() % 4 == 0 ? n : (n == 0 ? 0 : rng() % n);  // n: all ASCII
+      for (size_t k = 0; k < n; ++k) {
+        static constexpr unsigned char kControls[] = {'\r', '\n', '\t', 0, 0x0C, 0x0E, 0x1F};
+        in[k] = rng() % 8 == 0 ? kControls[rng() % sizeof kControls]
+                               : static_cast<unsigned char>(0x20 + rng() % 95);
+      }
+      if (high < n) in[high] = static_cast<unsigned char>(0x80 + rng() % 128);
+      // Sometimes no CR at all in the prefix.
+      if (rng() % 2 == 0) {
+        for (size_t k = 0; k < high; ++k) in[k] = in[k] == '\r' ? 'r' : in[k];
+      }
+      std::fill(out.begin(), out.end(), 0x5A);
+      unsigned char* outEnd = out.data() + kGuard + n;
+      detail::AsciiPrefix got = detail::reverseAsciiPrefixWith(kernel, in.data(), n, outEnd);
+      ASSERT_EQ(got.length, high) << "n=" << n;
+      bool crInPrefix = std::find(in.begin(), in.begin() + static_cast<ptrdiff_t>(high), '\r') !=
+                        in.begin() + static_cast<ptrdiff_t>(high);
+      if (crInPrefix) {
+        ASSERT_TRUE(got.hasCr) << "n=" << n << " prefix " << high;
+      }
+      for (size_t k = 0; k < high; ++k) {
+        ASSERT_EQ(*(outEnd - 1 - k), in[k]) << "n=" << n << " k=" << k;
+      }
+      ASSERT_TRUE(std::equal(guard.begin(), guard.end(), out.begin())) << "wrote before, n=" << n;
+      ASSERT_TRUE(std::equal(guard.begin(), guard.end(), outEnd)) << "wrote after, n=" << n;
     }
   }
 }

@@ -1,12 +1,9 @@
 // The UTF-8 decoder agrees with utf8proc's validating iterator on every 1- and 2-byte input and on
-// every 3- and 4-byte input built from boundary bytes; the ASCII scanner agrees with a byte loop.
+// every 3- and 4-byte input built from boundary bytes.
 #include "utf8.h"
 
 #include <gtest/gtest.h>
 #include <utf8proc.h>
-
-#include <random>
-#include <vector>
 
 namespace reverb::utf8 {
 namespace {
@@ -75,26 +72,6 @@ TEST(Utf8DecodeTest, KnownSequences) {
   EXPECT_EQ(dec("\xED\xA0\x80").length, 0u);      // surrogate U+D800
   EXPECT_EQ(dec("\xF4\x90\x80\x80").length, 0u);  // U+110000
   EXPECT_EQ(dec("\xE2\x82").length, 0u);          // truncated
-}
-
-TEST(Utf8ScanAsciiTest, AgreesWithAByteLoop) {
-  std::mt19937_64 rng(7);
-  std::vector<unsigned char> buf(300);
-  for (int iter = 0; iter < 20000; ++iter) {
-    size_t n = rng() % buf.size();
-    for (size_t k = 0; k < n; ++k) buf[k] = static_cast<unsigned char>('a' + rng() % 26);
-    size_t crs = rng() % 3;
-    for (size_t k = 0; k < crs && n > 0; ++k) buf[rng() % n] = '\r';
-    if (n > 0 && rng() % 4 != 0) buf[rng() % n] = static_cast<unsigned char>(0x80 | (rng() % 128));
-    size_t want = 0;
-    bool wantCr = false;
-    for (; want < n && buf[want] < 0x80; ++want) {
-      if (buf[want] == '\r') wantCr = true;
-    }
-    AsciiRun got = scanAscii(buf.data(), n);
-    ASSERT_EQ(got.length, want) << "n=" << n;
-    ASSERT_EQ(got.hasCr, wantCr) << "n=" << n;
-  }
 }
 
 }  // namespace
