@@ -39,11 +39,12 @@ Connection::Delivery Connection::deliver(std::string_view bytes) {
   return d;
 }
 
-Connection::Delivery Connection::deliverEof() noexcept {
+Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
   Delivery d;
   std::lock_guard lock(mu_);
   if (aborted_ || eof_) return d;
   eof_ = true;
+  peerClosed_ = peerClosed;
   if (scheduled_) return d;
   if (inbox_.empty() && strandBytes_ == 0) {
     // Nothing buffered anywhere: every request was answered and sent. No worker is needed.
@@ -74,6 +75,7 @@ void Connection::abort(bool shutdownSocket) noexcept {
 
 bool Connection::service() noexcept {
   bool eof = false;
+  bool peerClosed = false;
   {
     std::lock_guard lock(mu_);
     if (aborted_) {
@@ -86,18 +88,21 @@ bool Connection::service() noexcept {
       } else {
         in_.append(inbox_.view());
         inbox_.clear();
+        inbox_.shrinkIfIdle(kKeepIdleCapacity);
       }
     } else {
       inbox_.clear();
+      inbox_.shrinkIfIdle(kKeepIdleCapacity);
     }
     eof = eof_;
+    peerClosed = peerClosed_;
     if (writable_) {
       writable_ = false;
       watching_ = false;
     }
   }
 
-  if (!failed_) parseInput(eof);
+  if (!failed_) parseInput(eof, peerClosed);
 
   bool peerGone = !out_.empty() && !flushOutput();
   if (peerGone) {
@@ -122,12 +127,10 @@ bool Connection::service() noexcept {
         next = ConnectionRequest::kWatchWritable;
       }
     } else if (failed_) {
-      // Every reply before the bad request is in the kernel; FIN follows them. The reactor reads
-      // and discards what the peer still sends, so closing later does not turn into a reset that
-      // could destroy replies the peer has not read yet.
+      // Every reply before the bad request is in the kernel; the reactor's close sends FIN after
+      // them and discards what the peer still sends.
       finished_ = hasNext = true;
-      ::shutdown(fd_.get(), SHUT_WR);
-      next = ConnectionRequest::kLinger;
+      next = ConnectionRequest::kClose;
     } else if (eof) {
       finished_ = hasNext = true;
       next = ConnectionRequest::kClose;
@@ -157,11 +160,11 @@ bool Connection::service() noexcept {
   return more;
 }
 
-void Connection::parseInput(bool eof) noexcept {
+void Connection::parseInput(bool eof, bool peerClosed) noexcept {
   const Framing framing = protocol_.framing;
   size_t requests = 0;
   for (;;) {
-    Frame frame = framer_.next(in_.view(), eof);
+    Frame frame = framer_.next(in_.view(), eof && peerClosed);
     if (frame.status == Frame::Status::kNeedMore) break;
     if (frame.status == Frame::Status::kTooLong) {
       ServerStats::add(stats_.tooLong, 1);
@@ -180,7 +183,7 @@ void Connection::parseInput(bool eof) noexcept {
     ++requests;
   }
   if (eof && !in_.empty() && !failed_) {
-    // Only a length-framed request can be left incomplete at EOF (a last line is answered).
+    // A request cut short: a length frame at the peer's EOF, or anything unfinished at a drain.
     ServerStats::add(stats_.truncated, 1);
     in_.clear();
   }

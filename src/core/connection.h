@@ -41,8 +41,8 @@ struct ProtocolConfig {
 
 // What a strand asks of the reactor. Handled on the loop thread, in the order posted.
 enum class ConnectionRequest : uint8_t {
-  kClose,          // every reply is sent (or the peer is gone): close the socket
-  kLinger,         // a protocol error: replies are sent and SHUT_WR done; discard input, then close
+  kClose,          // every reply is in the kernel (or the peer is gone, or a protocol error
+                   // stopped the input): the reactor ends the connection without a reset
   kWatchWritable,  // a send would block: call markWritable() when the socket can take more
   kResumeReading,  // buffered bytes fell below the low-water mark: read again
 };
@@ -76,8 +76,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Loop thread only: appends received bytes to the inbox.
   Delivery deliver(std::string_view bytes);
-  // Loop thread only: the peer will send nothing more.
-  Delivery deliverEof() noexcept;
+  // Loop thread only: no more input will be read. `peerClosed`: the peer shut down its side, so
+  // a last line without LF is a request; otherwise (a drain) an unfinished request is dropped.
+  Delivery deliverEof(bool peerClosed) noexcept;
   // Loop thread only: the socket can take more bytes; returns true if the strand must be scheduled.
   bool markWritable() noexcept;
   // Loop thread only: the reactor is done with the connection; the strand drops everything and
@@ -91,13 +92,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool service() noexcept;
 
   // Loop thread only: reactor bookkeeping.
-  bool eofReceived = false;
-  bool lingering = false;
+  bool eofReceived = false;  // the peer's FIN was read (recv returned 0)
+  bool lingering = false;    // SHUT_WR done; input is read and discarded until EOF or the deadline
   std::chrono::steady_clock::time_point lingerDeadline;
 
  private:
   // Moves parsed requests from in_ to replies in out_; false on a protocol error.
-  void parseInput(bool eof) noexcept;
+  // `eof`: the input is complete; `peerClosed`: a last line without LF counts as a request.
+  void parseInput(bool eof, bool peerClosed) noexcept;
   // Sends out_ until it is empty or the socket is full; false if the peer is gone.
   bool flushOutput() noexcept;
 
@@ -111,7 +113,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer inbox_;                // bytes received, not yet taken by the strand
   size_t strandBytes_ = 0;      // in_ + out_ sizes, published by the strand for back-pressure
   bool scheduled_ = false;      // queued or running on a worker
-  bool eof_ = false;            // the peer will send nothing more
+  bool eof_ = false;            // no more input will be read
+  bool peerClosed_ = false;     // ... because the peer shut down its side
   bool writable_ = false;       // onWritable fired since the strand last looked
   bool aborted_ = false;        // the reactor gave the connection up
   bool readPaused_ = false;     // the reactor stopped reading for back-pressure
@@ -122,7 +125,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Buffer out_;                  // replies not yet accepted by the socket
   bool failed_ = false;         // protocol error or peer gone: input is discarded from now on
   bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen
-  bool finished_ = false;       // kClose or kLinger posted: nothing more to do
+  bool finished_ = false;       // kClose posted: nothing more to do
 };
 
 }  // namespace reverb

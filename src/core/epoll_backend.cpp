@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
-#include <limits>
 
 #include "connection.h"
 
@@ -136,7 +135,6 @@ void EpollBackend::finishReading(IoEvents& events, Connection& c) noexcept {
     // A pause asked for by onData is ignored here: these bytes were received before the drain.
     events.onData(c, std::string_view(readBuffer_.get(), static_cast<size_t>(n)));
   }
-  events.onEof(c);
 }
 
 void EpollBackend::readAll(IoEvents& events, int fd, bool peerClosed) noexcept {
@@ -165,9 +163,8 @@ void EpollBackend::readAll(IoEvents& events, int fd, bool peerClosed) noexcept {
   }
 }
 
-void EpollBackend::acceptBacklog(IoEvents& events) noexcept {
-  // The backlog is bounded by somaxconn, so this loop is too.
-  for (int fd : listeners_) acceptAll(events, fd, std::numeric_limits<int>::max());
+void EpollBackend::acceptBacklog(IoEvents& events, int limit) noexcept {
+  for (int fd : listeners_) acceptAll(events, fd, limit);
 }
 
 void EpollBackend::acceptAll(IoEvents& events, int listenFd, int limit) noexcept {
@@ -194,6 +191,7 @@ void EpollBackend::acceptAll(IoEvents& events, int listenFd, int limit) noexcept
 
 void EpollBackend::poll(IoEvents& events, int timeoutMs) noexcept {
   int n = ::epoll_wait(epoll_.get(), events_.data(), kMaxEvents, timeoutMs);
+  events.onPolled();
   for (int i = 0; i < n; ++i) {
     const uint32_t mask = events_[i].events;
     const auto tag = static_cast<Tag>(events_[i].data.u64 >> 32);

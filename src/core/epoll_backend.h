@@ -28,7 +28,7 @@ class EpollBackend final : public IoBackend {
   std::string_view name() const noexcept override { return "epoll"; }
   Result<void> addListener(int fd) override;
   void setAccepting(bool on) noexcept override;
-  void acceptBacklog(IoEvents& events) noexcept override;
+  void acceptBacklog(IoEvents& events, int limit) noexcept override;
   Result<void> addConnection(Connection& c) override;
   void removeConnection(Connection& c, bool fdClosesNow) noexcept override;
   void setReading(Connection& c, bool on) noexcept override;

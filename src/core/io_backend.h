@@ -32,7 +32,7 @@ class IoEvents {
   virtual void onAcceptError(int error) noexcept = 0;
   // Bytes received on c; `bytes` belongs to the backend and is valid only during the call.
   virtual void onData(Connection& c, std::string_view bytes) noexcept = 0;
-  // The peer shut down its write side, or finishReading() completed: no more bytes will come.
+  // The peer shut down its write side: no more bytes will come.
   virtual void onEof(Connection& c) noexcept = 0;
   // Receiving failed (ECONNRESET, ETIMEDOUT, ...): the connection is dead.
   virtual void onError(Connection& c, int error) noexcept = 0;
@@ -40,6 +40,8 @@ class IoEvents {
   virtual void onWritable(Connection& c) noexcept = 0;
   // After wake() from any thread.
   virtual void onWake() noexcept = 0;
+  // Once per poll(), as soon as the wait returns and before any other callback.
+  virtual void onPolled() noexcept = 0;
 
  protected:
   ~IoEvents() = default;
@@ -55,9 +57,9 @@ class IoBackend {
   virtual Result<void> addListener(int fd) = 0;
   // Stops or restarts accepting on every listener (EMFILE back-off, drain).
   virtual void setAccepting(bool on) noexcept = 0;
-  // Accepts, through onAccept, every connection already waiting in the listeners' backlogs: the
-  // drain serves the clients the kernel has already admitted before it closes the listeners.
-  virtual void acceptBacklog(IoEvents& events) noexcept = 0;
+  // Accepts, through onAccept, the connections already waiting in the listeners' backlogs (at most
+  // `limit` per listener): the drain serves the clients the kernel has already admitted.
+  virtual void acceptBacklog(IoEvents& events, int limit) noexcept = 0;
 
   // Starts receiving on c. Fails only on resource exhaustion; the caller then drops c.
   virtual Result<void> addConnection(Connection& c) = 0;
@@ -66,8 +68,8 @@ class IoBackend {
   virtual void removeConnection(Connection& c, bool fdClosesNow) noexcept = 0;
   // Pauses or resumes receiving on c (back-pressure). Resuming delivers what arrived meanwhile.
   virtual void setReading(Connection& c, bool on) noexcept = 0;
-  // Delivers to `events` what the kernel has already received for c, then onEof(c); nothing is
-  // read after. Used by the drain on SIGTERM.
+  // Delivers to `events` what the kernel has already received for c, then pauses reading c. Used
+  // by the drain on SIGTERM; setReading(c, true) reads again (to discard, while lingering).
   virtual void finishReading(IoEvents& events, Connection& c) noexcept = 0;
   // Asks for one onWritable(c) once c's socket can take more bytes (possibly at once).
   virtual void wantWritable(Connection& c) noexcept = 0;

@@ -1,6 +1,9 @@
 #include "reactor.h"
 
+#include <linux/sockios.h>
 #include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
@@ -11,8 +14,11 @@ namespace {
 // How long accepting pauses when the process is out of file descriptors. Long enough not to spin,
 // short enough that a freed descriptor is used soon (nginx waits 500 ms).
 constexpr std::chrono::milliseconds kAcceptBackoff{100};
-// How long a connection closed for a protocol error keeps discarding input before the close.
+// How long a closing connection whose peer has not closed keeps discarding input (nginx's
+// lingering close) before the final close.
 constexpr std::chrono::seconds kLingerTimeout{2};
+// Connections accepted from each listener's backlog when a drain starts (the default backlog).
+constexpr int kDrainAcceptLimit = 4096;
 
 }  // namespace
 
@@ -44,7 +50,6 @@ Result<void> Reactor::run() {
       if (!requests_.empty() || (stopRequested_.load() && !draining_)) timeoutMs = 0;
     }
     backend_->poll(*this, timeoutMs);
-    sleeping_.store(false);
     runRequests();
     if (stopRequested_.load() && !draining_) beginDrain();
     runTimers(Clock::now());
@@ -67,6 +72,11 @@ void Reactor::post(ConnectionPtr c, ConnectionRequest request) noexcept {
 
 void Reactor::onWake() noexcept {}  // the loop runs requests and checks for stop after poll()
 
+void Reactor::onPolled() noexcept {
+  // Awake from here on: a post() during this round's dispatch needs no eventfd write.
+  sleeping_.store(false);
+}
+
 void Reactor::runRequests() noexcept {
   {
     std::lock_guard lock(requestsMu_);
@@ -77,23 +87,13 @@ void Reactor::runRequests() noexcept {
     if (it == connections_.end() || it->second != c) continue;  // closed meanwhile
     switch (request) {
       case ConnectionRequest::kClose:
-        close(*c, false);
-        break;
-      case ConnectionRequest::kLinger:
-        if (c->eofReceived || draining_) {
-          close(*c, false);
-        } else {
-          c->lingering = true;
-          c->lingerDeadline = Clock::now() + kLingerTimeout;
-          lingering_.push_back(c);
-          backend_->setReading(*c, true);
-        }
+        finish(*c);
         break;
       case ConnectionRequest::kWatchWritable:
         backend_->wantWritable(*c);
         break;
       case ConnectionRequest::kResumeReading:
-        if (!draining_ && !c->eofReceived) backend_->setReading(*c, true);
+        if (!draining_ && !c->eofReceived && !c->lingering) backend_->setReading(*c, true);
         break;
     }
   }
@@ -119,6 +119,31 @@ void Reactor::close(Connection& c, bool forced) noexcept {
   // use_count 1: only `owned` is left, so the fd closes when it goes out of scope below.
   backend_->removeConnection(c, owned.use_count() == 1);
   ServerStats::add(stats_.closed, 1);
+}
+
+void Reactor::finish(Connection& c) noexcept {
+  if (c.eofReceived) {
+    close(c, false);  // nothing unread can be left: the close is a clean FIN
+    return;
+  }
+  if (c.lingering) return;
+  int unread = 0;
+  int unsent = 0;
+  if (::ioctl(c.fd(), FIONREAD, &unread) == 0 && ::ioctl(c.fd(), SIOCOUTQ, &unsent) == 0 &&
+      unread == 0 && unsent == 0) {
+    // Nothing waits to be read and the peer has acknowledged every reply: a close now is a clean
+    // FIN and loses nothing (an idle connection at drain time, typically).
+    close(c, false);
+    return;
+  }
+  // The peer may still send. Closing with unread input would make the kernel answer with a reset
+  // and drop replies still queued for the peer, so: FIN after the replies, then read and discard
+  // until the peer closes too, or the linger deadline.
+  ::shutdown(c.fd(), SHUT_WR);
+  c.lingering = true;
+  c.lingerDeadline = Clock::now() + kLingerTimeout;
+  lingering_.push_back(c.shared_from_this());
+  backend_->setReading(c, true);
 }
 
 void Reactor::onAccept(UniqueFd fd) noexcept {
@@ -159,7 +184,7 @@ void Reactor::onEof(Connection& c) noexcept {
     close(c, false);
     return;
   }
-  Connection::Delivery d = c.deliverEof();
+  Connection::Delivery d = c.deliverEof(true);
   if (d.closeNow) {
     close(c, false);
   } else if (d.schedule) {
@@ -179,7 +204,7 @@ void Reactor::onWritable(Connection& c) noexcept {
 
 void Reactor::beginDrain() noexcept {
   // Connections the kernel has already admitted may carry requests too: serve them as well.
-  backend_->acceptBacklog(*this);
+  backend_->acceptBacklog(*this, kDrainAcceptLimit);
   draining_ = true;
   backend_->setAccepting(false);
   listeners_.clear();  // refuse new connections now rather than leave them in the backlog
@@ -190,12 +215,16 @@ void Reactor::beginDrain() noexcept {
   open.reserve(connections_.size());
   for (auto& [fd, c] : connections_) open.push_back(c);
   for (ConnectionPtr& c : open) {
-    if (c->lingering || c->eofReceived) {
-      if (c->lingering) close(*c, false);
-      continue;
-    }
-    // Answer what the kernel has already received, then treat the connection as half-closed.
+    if (c->lingering || c->eofReceived) continue;  // already on their way out
+    // Answer what the kernel has already received, then treat the input as ended. The peer has
+    // not closed, so the connection then ends with a lingering close.
     backend_->finishReading(*this, *c);
+    Connection::Delivery d = c->deliverEof(false);
+    if (d.closeNow) {
+      finish(*c);
+    } else if (d.schedule) {
+      schedule(*c);
+    }
   }
 }
 

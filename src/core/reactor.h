@@ -58,8 +58,13 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   void onError(Connection& c, int error) noexcept override;
   void onWritable(Connection& c) noexcept override;
   void onWake() noexcept override;
+  void onPolled() noexcept override;
 
   void schedule(Connection& c) noexcept;
+  // Ends a connection whose replies are all in the kernel: a FIN, and a lingering close unless the
+  // peer has closed already.
+  void finish(Connection& c) noexcept;
+  // Removes c from the table now; `forced` also shuts the socket down (a reset if input is unread).
   void close(Connection& c, bool forced) noexcept;
   void runRequests() noexcept;
   void beginDrain() noexcept;

@@ -9,6 +9,7 @@
 // It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
 // framing=... unit=..." once it accepts connections. SIGINT/SIGTERM drain: stop accepting, answer
 // every request already received, close, exit 0; a second signal exits at once with status 1.
+// SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
 // Exit status: 0 after a drain, 1 when start-up fails, 2 for bad usage.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -48,7 +49,9 @@ sigset_t blockStopSignals() {
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);  // sends use MSG_NOSIGNAL; this covers any other write
+  // Sends use MSG_NOSIGNAL; ignoring SIGPIPE covers any other write. A lost terminal (SIGHUP) or
+  // a stray user signal must not end a server that has clients: those are ignored too.
+  for (int ignored : {SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2}) std::signal(ignored, SIG_IGN);
   return set;
 }
 

@@ -224,8 +224,9 @@ void closeWithReset(UniqueFd& fd) {
   fd.reset();
 }
 
-bool isPiecewiseReversal(std::string_view sent, std::string_view reply) {
-  if (sent.size() != reply.size()) return false;
+size_t piecewiseReversalPieces(std::string_view sent, std::string_view reply) {
+  if (sent.size() != reply.size()) return 0;
+  size_t pieces = 0;
   // Greedy: the shortest piece that fits. With random payloads a wrong early cut is
   // vanishingly unlikely to fit all the way, and every real cut fits.
   size_t p = 0;
@@ -238,10 +239,11 @@ bool isPiecewiseReversal(std::string_view sent, std::string_view reply) {
         break;
       }
     }
-    if (k > sent.size()) return false;
+    if (k > sent.size()) return 0;
     p = k;
+    ++pieces;
   }
-  return true;
+  return pieces;
 }
 
 }  // namespace reverb::testing

@@ -77,8 +77,9 @@ std::string recvUntilEof(int fd);
 // Closes with SO_LINGER {1, 0}: the peer sees a reset, not a FIN.
 void closeWithReset(UniqueFd& fd);
 
-// True if `reply` is `sent` cut into consecutive pieces with each piece reversed: what chunk
-// framing promises, whatever sizes the server's reads had.
-bool isPiecewiseReversal(std::string_view sent, std::string_view reply);
+// If `reply` is `sent` cut into consecutive pieces with each piece reversed (what chunk framing
+// promises, whatever sizes the server's reads had), the number of pieces; otherwise 0. An echo
+// server passes as one piece per byte, so callers also check that the pieces are few.
+size_t piecewiseReversalPieces(std::string_view sent, std::string_view reply);
 
 }  // namespace reverb::testing

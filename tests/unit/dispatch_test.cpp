@@ -103,7 +103,7 @@ void runDispatch(Framing framing, size_t workers, unsigned seed) {
     for (Peer& p : peers) {
       if (p.delivered == p.request.size() && !p.eofDelivered) {
         p.eofDelivered = true;
-        schedule(p, p.connection->deliverEof());
+        schedule(p, p.connection->deliverEof(true));
       }
     }
     for (auto& [c, request] : owner.take()) {
@@ -112,7 +112,6 @@ void runDispatch(Framing framing, size_t workers, unsigned seed) {
       if (request == ConnectionRequest::kResumeReading) p.paused = false;
       if (request == ConnectionRequest::kWatchWritable) p.wantsWritable = true;
       if (request == ConnectionRequest::kClose) p.closed = true;
-      ASSERT_NE(request, ConnectionRequest::kLinger);
     }
     // Read replies; a connection waiting for writability gets markWritable once its peer drained.
     bool allDone = true;
