@@ -309,17 +309,27 @@ UniqueFd connectNeverReading(const SocketAddress& address) {
   return fd;
 }
 
-// Sends until the server stops taking bytes: its output is then past the high-water mark and its
-// reading paused. "Stopped" is the socket staying unwritable for 2 s.
-void fillUntilServerStopsReading(int fd) {
-  std::string block(64 * 1024, 'z');
-  for (;;) {
-    ssize_t n = ::send(fd, block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) continue;
-    ASSERT_TRUE(n < 0 && errno == EAGAIN) << std::strerror(errno);
+// Sends `data` without reading until the server stops taking bytes (its output is then past the
+// high-water mark and its reading paused), or all is sent. "Stopped" is the socket staying
+// unwritable for 1 s. Returns the bytes sent.
+size_t sendUntilServerStopsReading(int fd, std::string_view data) {
+  size_t sent = 0;
+  while (sent < data.size()) {
+    ssize_t n = ::send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    EXPECT_TRUE(n < 0 && errno == EAGAIN) << std::strerror(errno);
     pollfd p{fd, POLLOUT, 0};
-    if (::poll(&p, 1, 2000) == 0) return;
+    if (n >= 0 || ::poll(&p, 1, 1000) == 0) break;
   }
+  return sent;
+}
+
+void fillUntilServerStopsReading(int fd) {
+  std::string junk(64 << 20, 'z');
+  ASSERT_LT(sendUntilServerStopsReading(fd, junk), junk.size()) << "the server never stopped";
 }
 
 // Line requests "n\n" for n = 0, 1, ... and their replies, as many as `bytes` needs.
@@ -340,18 +350,9 @@ TEST(ServerTest, PausedReadingResumesAndEveryReplyArrives) {
   std::vector<std::string> replies;
   lineRequests(24 << 20, s.request, replies);
   for (const auto& r : replies) s.expected += r;
-  // Send without reading until the server stops taking bytes: its output passed the high-water
-  // mark and it paused reading. Then read and send the rest: reading must resume.
-  for (;;) {
-    ssize_t n = ::send(s.fd.get(), s.request.data() + s.sent, s.request.size() - s.sent,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      s.sent += static_cast<size_t>(n);
-      continue;
-    }
-    pollfd p{s.fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, 1000) == 0) break;
-  }
+  // Send without reading until the server pauses reading; then read and send the rest: reading
+  // must resume.
+  s.sent = sendUntilServerStopsReading(s.fd.get(), s.request);
   ASSERT_LT(s.sent, s.request.size()) << "the server never stopped reading";
   std::mt19937 rng(7);
   ASSERT_TRUE(drive(streams, rng, 65536));
@@ -366,17 +367,7 @@ TEST(ServerTest, SigtermWithABacklogAnswersWhatItReadAndEndsWithoutReset) {
   std::string request;
   std::vector<std::string> replies;
   lineRequests(24 << 20, request, replies);
-  size_t sent = 0;
-  for (;;) {  // fill the server's input and output until it stops reading, as above
-    ssize_t n = ::send(fd.get(), request.data() + sent, request.size() - sent,
-                       MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      continue;
-    }
-    pollfd p{fd.get(), POLLOUT, 0};
-    if (::poll(&p, 1, 1000) == 0) break;
-  }
+  ASSERT_LT(sendUntilServerStopsReading(fd.get(), request), request.size());
   server->signal(SIGTERM);
   std::string got;
   char buffer[65536];
