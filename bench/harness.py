@@ -573,6 +573,13 @@ def write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, pl
              f"load average at start {meta['loadavg_at_start']}")
     L.append("- CPU columns are cores busy over the run (1.0 = one core all the time): the "
              "server's, the load generator's, and everything else on the machine (noise).")
+    others = [p["other_cpu_cores"]["median"] for p in points if p.get("other_cpu_cores")]
+    if others:
+        noise = statistics.median(others)
+        L.append(f"- Other CPU (processes outside this benchmark), median over all points: "
+                 f"{noise:.2f} cores" + (" — **a noisy machine: other work took CPU time from "
+                                        "the servers, so treat the figures as rough**"
+                                        if noise > 0.2 else ""))
     L.append("")
     L.append("Servers:")
     L.append("")
@@ -847,7 +854,9 @@ def run_micro(build_dir, out_dir, quick):
                 if key in cv:
                     cv_txt = f"{cv[key] * 100:.1f}%"
                     break
-            rows.append({"binary": b.name, "name": bm.get("run_name", bm.get("name")),
+            name = re.sub(r"/(repeats:\d+|min_time:[\d.]+|real_time)", "",
+                          bm.get("run_name", bm.get("name", "")))
+            rows.append({"binary": b.name, "name": name,
                          "items_per_second": bm.get("items_per_second"),
                          "bytes_per_second": bm.get("bytes_per_second"),
                          "real_time": bm.get("real_time"), "time_unit": bm.get("time_unit"),
