@@ -189,11 +189,12 @@ def median_min_max(values):
 class ServerProcess:
     """One server started on 127.0.0.1 port 0; ready once it printed `listening on ADDR`."""
 
-    def __init__(self, argv, log_path):
+    def __init__(self, argv, log_path, nice=0):
         self.argv = argv
         self.log_file = open(log_path, "w")
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.log_file,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+                                     stderr=subprocess.PIPE, start_new_session=True,
+                                     preexec_fn=niceness(nice))
         self.ready_line = None
         self.address = None
         self._ready = threading.Event()
@@ -243,6 +244,13 @@ class ServerProcess:
 # ---------------------------------------------------------------------------------------------
 # The load: reverb-load, or the idle-connection client
 
+def niceness(nice):
+    """A preexec_fn that sets the child's nice value (None when there is nothing to change)."""
+    if not nice:
+        return None
+    return lambda: os.setpriority(os.PRIO_PROCESS, 0, nice)
+
+
 def seconds_arg(value):
     return f"{value:g}s"
 
@@ -262,7 +270,7 @@ def load_command(reverb_load, address, wl, duration, warmup, json_path, quick):
     return cmd
 
 
-def run_load(cmd, log_path, deadline, sample, window):
+def run_load(cmd, log_path, deadline, sample, window, nice=0):
     """Runs reverb-load to its end. sample() is called when the measured window opens and when
     it closes (window = (start, end) in seconds after launch), so the server's CPU is taken over
     the same window as reverb-load's figures. Returns (exit status, CPU seconds reverb-load used
@@ -272,7 +280,8 @@ def run_load(cmd, log_path, deadline, sample, window):
         out.write("$ " + " ".join(cmd) + "\n")
         out.flush()
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out)
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
+                                preexec_fn=niceness(nice))
         timers = [threading.Timer(deadline, proc.kill)]
         timers += [threading.Timer(t, lambda: samples.append(sample())) for t in window]
         for t in timers:
@@ -282,6 +291,11 @@ def run_load(cmd, log_path, deadline, sample, window):
         finally:
             for t in timers:
                 t.cancel()
+        if len(samples) == 1:
+            # The window's end and reverb-load's exit coincide and the timer lost the race: the
+            # server has been idle since the load stopped, so its CPU time now is the end figure.
+            cpu, machine, now = sample()
+            samples.append((cpu, machine, min(now, start + window[1])))
         proc.returncode = os.waitstatus_to_exitcode(status)
         return proc.returncode, usage.ru_utime + usage.ru_stime, time.monotonic() - start, samples
 
@@ -355,7 +369,7 @@ def run_point(args, tools, server, wl, run_index, out_dir):
     argv = [str(server.binary), "--listen", "127.0.0.1:0", "--framing", wl.framing, *server.extra]
     rec = {"server": server.name, "workload": wl.name, "run": run_index + 1,
            "server_command": " ".join(argv), "failures": []}
-    srv = ServerProcess(argv, raw / f"{tag}.server.log")
+    srv = ServerProcess(argv, raw / f"{tag}.server.log", args.nice)
     address = srv.wait_ready(READY_TIMEOUT)
     if address is None:
         rc, _ = srv.stop()
@@ -400,11 +414,12 @@ def run_point(args, tools, server, wl, run_index, out_dir):
         rec["load_command"] = " ".join(cmd)
         status, load_cpu, wall, samples = run_load(
             cmd, raw / f"{tag}.load.log", deadline=args.duration + args.warmup + 120,
-            sample=sample, window=(args.warmup, args.warmup + args.duration))
+            sample=sample, window=(args.warmup, args.warmup + args.duration), nice=args.nice)
         rss_after = process_status(srv.pid)
         rec.update({"load_exit_status": status, "rss_after_kib": rss_after.get("VmRSS"),
                     "threads_after": rss_after.get("Threads"), "load_wall_seconds": wall})
-        first, last = (samples + [None, None])[:2]
+        samples = sorted(samples, key=lambda x: x[2])
+        first, last = (samples[0], samples[-1]) if len(samples) >= 2 else (None, None)
         try:
             report = json.loads(json_path.read_text())
         except (OSError, ValueError) as e:
@@ -566,7 +581,8 @@ def write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, pl
     L.append(f"- Command: `{meta['command']}`")
     L.append(f"- Each point: median [min – max] of {meta['runs']} runs of {meta['duration']:g} s "
              f"after {meta['warmup']:g} s warm-up; servers run one at a time, restarted for every "
-             f"run; reverb-load uses 1 thread; nothing is pinned to a CPU.")
+             f"run; reverb-load uses 1 thread; nothing is pinned to a CPU; servers and "
+             f"reverb-load ran at nice {meta['nice']}.")
     lim = meta["limits"]
     L.append(f"- Limits: somaxconn {lim['somaxconn']}, ports {lim['ip_local_port_range']}, "
              f"tcp_tw_reuse {lim['tcp_tw_reuse']}, RLIMIT_NOFILE {lim['rlimit_nofile']}; "
@@ -885,6 +901,10 @@ def parse_args():
     ap.add_argument("--servers", help="comma-separated subset of server names")
     ap.add_argument("--workloads", help="comma-separated subset of workload names")
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    ap.add_argument("--nice", type=int, default=0,
+                    help="nice value for the servers and reverb-load, e.g. -10 on a shared machine "
+                         "so other work takes less CPU from them (negative values need root); "
+                         "the report says which was used")
     ap.add_argument("--idle-timeout", type=float, default=60.0,
                     help="seconds for each batch of idle connections to get its replies")
     args = ap.parse_args()
@@ -964,7 +984,7 @@ def main():
     meta = machine_info()
     meta.update({"command": " ".join(["scripts/bench", *sys.argv[1:]]),
                  "quick": args.quick, "runs": args.runs, "duration": args.duration,
-                 "warmup": args.warmup, "build_dir": str(build_dir.relative_to(ROOT)
+                 "warmup": args.warmup, "nice": args.nice, "build_dir": str(build_dir.relative_to(ROOT)
                                                           if build_dir.is_relative_to(ROOT)
                                                           else build_dir),
                  "build_type": build_type(build_dir)})
