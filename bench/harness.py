@@ -900,6 +900,10 @@ def parse_args():
     ap.add_argument("--warmup", type=float, help="warm-up seconds per run (default 1, quick 0.2)")
     ap.add_argument("--servers", help="comma-separated subset of server names")
     ap.add_argument("--workloads", help="comma-separated subset of workload names")
+    ap.add_argument("--add-server", action="append", default=[], metavar="'NAME=BINARY ARGS'",
+                    help="one more server row, e.g. an experimental reverbd: "
+                         "'reverbd-x=/tmp/x/reverbd --workers 1 --unit byte' (repeatable; "
+                         "it gets --listen and --framing like the others)")
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     ap.add_argument("--nice", type=int, default=0,
                     help="nice value for the servers and reverb-load, e.g. -10 on a shared machine "
@@ -996,6 +1000,16 @@ def main():
     (out_dir / "raw").mkdir(parents=True)
 
     servers = discover_servers(build_dir)
+    for spec in args.add_server:
+        name, _, command = spec.partition("=")
+        words = command.split()
+        if not name or not words:
+            log(f"--add-server '{spec}': expected NAME=BINARY [ARGS]")
+            return 2
+        binary = Path(words[0]).resolve()
+        family = "reverbd" if binary.name == "reverbd" else "baseline"
+        # Before the baselines, so tables and plots keep threaded and minimal last.
+        servers.insert(len(servers) - 2, Server(name, binary, words[1:], family))
     workloads = quick_workloads() if args.quick else full_workloads()
     if args.servers:
         keep = set(args.servers.split(","))
