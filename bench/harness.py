@@ -78,7 +78,7 @@ def full_workloads():
         Workload("churn-50", "churn", 50, "chunk", 17, "connections_per_second", "conn/s",
                  title="connection churn, 50 slots (connect, 17 B request, reply, close)"),
         Workload("bulk-64k-50", "bulk", 50, "length", 65536, "mb_per_second", "MB/s",
-                 title="64 KiB length-framed messages, 50 connections (payload MB/s each way)"),
+                 title="64 KiB length-framed messages, 50 connections (MB/s of replies received)"),
         Workload("idle-10000", "idle", 10000, "chunk", 17, "rss_per_connection", "B/conn",
                  higher_is_better=False,
                  title="10,000 idle connections (server RSS per connection, after one exchange each)"),
@@ -792,7 +792,7 @@ plot {', '.join(series)}
         if not rows:
             continue
         (pdir / f"{wl.name}.dat").write_text("\n".join(rows) + "\n")
-        ylabel = {"churn": "connections/s", "bulk": "MB/s each way",
+        ylabel = {"churn": "connections/s", "bulk": "MB/s of replies",
                   "idle": "server RSS per connection (bytes)"}[wl.kind]
         svg = {"churn": "connections_per_second.svg", "bulk": "bulk_mb_per_second.svg",
                "idle": "rss_per_idle_connection.svg"}[wl.kind]
@@ -824,7 +824,7 @@ plot '{wl.name}.dat' using 1:3:6:xtic(2) with boxes lc rgb variable, \\
 # ---------------------------------------------------------------------------------------------
 # Micro-benchmarks
 
-def run_micro(build_dir, out_dir, quick):
+def run_micro(build_dir, out_dir, quick, nice=0):
     """Runs every bench_* binary, JSON into micro/; returns (median rows, failures)."""
     rows, failures = [], []
     bins = sorted(p for p in (build_dir / "bench").glob("bench_*")
@@ -843,7 +843,7 @@ def run_micro(build_dir, out_dir, quick):
                 continue
             cmd += [f"--benchmark_filter=^{re.escape(listed[0])}$", "--benchmark_min_time=0.001"]
         log(f"micro-benchmark {b.name}")
-        r = subprocess.run(cmd, capture_output=True, text=True)
+        r = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=niceness(nice))
         (mdir / f"{b.name}.log").write_text(r.stdout + r.stderr)
         if SANITIZER_REPORT.search(r.stdout + r.stderr):
             failures.append(f"{b.name}: sanitizer report; see micro/{b.name}.log")
@@ -906,7 +906,7 @@ def parse_args():
                          "it gets --listen and --framing like the others)")
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
     ap.add_argument("--nice", type=int, default=0,
-                    help="nice value for the servers and reverb-load, e.g. -10 on a shared machine "
+                    help="nice value for the servers, reverb-load and the micro-benchmarks, e.g. -10 on a shared machine "
                          "so other work takes less CPU from them (negative values need root); "
                          "the report says which was used")
     ap.add_argument("--idle-timeout", type=float, default=60.0,
@@ -1000,6 +1000,10 @@ def main():
     (out_dir / "raw").mkdir(parents=True)
 
     servers = discover_servers(build_dir)
+    workloads = quick_workloads() if args.quick else full_workloads()
+    if args.servers:
+        keep = set(args.servers.split(","))
+        servers = [s for s in servers if s.name in keep]
     for spec in args.add_server:
         name, _, command = spec.partition("=")
         words = command.split()
@@ -1008,12 +1012,9 @@ def main():
             return 2
         binary = Path(words[0]).resolve()
         family = "reverbd" if binary.name == "reverbd" else "baseline"
-        # Before the baselines, so tables and plots keep threaded and minimal last.
-        servers.insert(len(servers) - 2, Server(name, binary, words[1:], family))
-    workloads = quick_workloads() if args.quick else full_workloads()
-    if args.servers:
-        keep = set(args.servers.split(","))
-        servers = [s for s in servers if s.name in keep]
+        # After the other reverbd rows, so tables and plots keep the baselines last.
+        position = sum(1 for s in servers if s.family == "reverbd")
+        servers.insert(position, Server(name, binary, words[1:], family))
     if args.workloads:
         keep = set(args.workloads.split(","))
         workloads = [w for w in workloads if w.name in keep]
@@ -1042,7 +1043,7 @@ def main():
     goal_rows = goals(points, servers, workloads)
     micro = []
     if not args.no_micro:
-        micro, micro_failures = run_micro(build_dir, out_dir, args.quick)
+        micro, micro_failures = run_micro(build_dir, out_dir, args.quick, args.nice)
         failures += micro_failures
     plots, plot_failures = plot_all(out_dir, meta, servers, workloads, points)
     failures += plot_failures
