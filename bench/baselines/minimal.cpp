@@ -96,7 +96,6 @@ class Server {
         }
         return;  // EAGAIN, or a connection that died in the queue (ECONNABORTED)
       }
-      setNoDelay(fd);
       auto c = std::make_unique<Connection>(fd, framing_, limits_);
       if (!watch(fd, EPOLL_CTL_ADD, EPOLLIN, c.get())) continue;
       if (connections_.size() <= static_cast<size_t>(fd)) connections_.resize(fd + 1);

@@ -192,7 +192,6 @@ int main(int argc, char** argv) {
   for (;;) {
     int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd >= 0) {
-      setNoDelay(fd);
       startConnection(fd);
       continue;
     }

@@ -101,6 +101,9 @@ Result<UniqueFd> listenOn(const SocketAddress& address, int backlog) {
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
     return errnoError("IPV6_V6ONLY on " + name);
   }
+  // Accepted sockets inherit TCP_NODELAY from the listener (Linux copies the listener's options),
+  // which saves the reactor a setsockopt per connection.
+  setNoDelay(fd.get());
   if (::bind(fd.get(), address.get(), address.length) != 0) return errnoError("bind " + name);
   if (::listen(fd.get(), backlog) != 0) return errnoError("listen on " + name);
   return fd;

@@ -62,7 +62,8 @@ Result<SocketAddress> parseAddress(std::string_view text);
 Result<SocketAddress> localAddress(int fd);
 
 // A non-blocking, close-on-exec listening socket bound to `address` with SO_REUSEADDR. IPv6
-// sockets are IPv6-only, so "[::]:P" and "0.0.0.0:P" can both be bound.
+// sockets are IPv6-only, so "[::]:P" and "0.0.0.0:P" can both be bound. TCP_NODELAY is set on the
+// listener, and the sockets accept() returns inherit it: callers need not set it again.
 Result<UniqueFd> listenOn(const SocketAddress& address, int backlog);
 
 // A non-blocking connected-or-connecting TCP socket to `address` (EINPROGRESS is success).

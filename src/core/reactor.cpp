@@ -148,7 +148,7 @@ void Reactor::finish(Connection& c) noexcept {
 
 void Reactor::onAccept(UniqueFd fd) noexcept {
   if (draining_) return;  // closes fd
-  setNoDelay(fd.get());
+  // TCP_NODELAY is inherited from the listener (see listenOn).
   const int raw = fd.get();
   auto c = std::make_shared<Connection>(std::move(fd), protocol_, *this, stats_);
   if (auto added = backend_->addConnection(*c); !added) {

@@ -2,6 +2,13 @@
 #include "net.h"
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace reverb {
 namespace {
@@ -40,6 +47,24 @@ TEST(ListenTest, PortZeroBindsAnEphemeralPortThatAcceptsConnections) {
   EXPECT_NE(bound->port(), 0);
   auto client = connectTo(*bound);
   ASSERT_TRUE(client) << client.error().message();
+}
+
+// The reactor relies on this instead of a setsockopt per accepted connection.
+TEST(ListenTest, AcceptedSocketsInheritNoDelayFromTheListener) {
+  for (const char* text : {"127.0.0.1:0", "[::1]:0"}) {
+    auto listener = listenOn(*parseAddress(text), 16);
+    ASSERT_TRUE(listener) << text << ": " << listener.error().message();
+    auto client = connectTo(*localAddress(listener->get()));
+    ASSERT_TRUE(client) << client.error().message();
+    pollfd ready{listener->get(), POLLIN, 0};
+    ASSERT_EQ(::poll(&ready, 1, 5000), 1) << text;
+    UniqueFd accepted(::accept4(listener->get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(accepted.valid()) << text << ": " << std::strerror(errno);
+    int noDelay = 0;
+    socklen_t length = sizeof noDelay;
+    ASSERT_EQ(::getsockopt(accepted.get(), IPPROTO_TCP, TCP_NODELAY, &noDelay, &length), 0);
+    EXPECT_NE(noDelay, 0) << text;
+  }
 }
 
 TEST(ListenTest, BindingABusyPortSaysWhich) {
