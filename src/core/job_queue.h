@@ -1,8 +1,9 @@
 // JobQueue<T>: the lock-free queue that carries work from the reactor to the worker pool.
 // A thin, named wrapper over moodycamel::BlockingConcurrentQueue (libconcurrentqueue-dev):
 //  - push is lock-free and FIFO per producer; the reactor pushes through its own Producer token.
-//  - pop parks an idle consumer on a semaphore after a short bounded spin, so an idle pool uses no
-//    CPU, and a push wakes a sleeper (one futex call) only when some consumer is actually asleep.
+//  - pop parks an idle consumer on a semaphore at once (no spinning, see kJobQueueSpins), so an
+//    idle pool uses no CPU, and a push wakes a sleeper (one futex call) only when some consumer is
+//    actually asleep.
 //  - popBulk takes up to `max` items at once, so a busy worker pays one queue operation per batch.
 // Threading: thread-safe; a Producer or Consumer token belongs to one thread.
 #pragma once
@@ -16,8 +17,11 @@
 namespace reverb {
 
 // How many times an idle consumer re-checks the queue before it parks on the semaphore.
-// moodycamel's default is 10000.
-inline constexpr int kJobQueueSpins = 10000;
+// moodycamel's default is 10000 (tens of microseconds). We park at once: on a small machine a
+// spinning worker takes the core from the reactor and from the clients, and on 2 cores the
+// default cost reverbd-w2 a fifth of its closed-loop throughput at 50 connections
+// (docs/BENCHMARKS.md, "Where reverbd's time goes").
+inline constexpr int kJobQueueSpins = 0;
 
 template <int Spins>
 struct JobQueueTraits : moodycamel::ConcurrentQueueDefaultTraits {
