@@ -996,6 +996,11 @@ def main():
     out_dir = Path(args.out) if args.out else \
         ROOT / "bench" / "results" / f"{stamp}-{meta['host']}{'-quick' if args.quick else ''}"
     if out_dir.exists():
+        # Replace an earlier run's folder, never anything else.
+        if not out_dir.is_dir() or (any(out_dir.iterdir())
+                                    and not (out_dir / "results.json").exists()):
+            log(f"{out_dir} exists and is not an earlier results folder; choose another --out")
+            return 2
         shutil.rmtree(out_dir)
     (out_dir / "raw").mkdir(parents=True)
 
