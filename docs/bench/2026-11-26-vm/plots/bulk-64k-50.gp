@@ -2,8 +2,8 @@ set terminal svg size 900,520 dynamic enhanced font 'DejaVu Sans,12' background 
 set grid ytics lc rgb '#dddddd'
 set key outside right top
 set output 'bulk_mb_per_second.svg'
-set title "64 KiB length-framed messages, 50 connections (payload MB/s each way)\n{/*0.8 AMD EPYC, 2 CPUs, 2026-11-26, median of 3 runs (bars: min-max)}"
-set ylabel 'MB/s each way'
+set title "64 KiB length-framed messages, 50 connections (MB/s of replies received)\n{/*0.8 AMD EPYC, 2 CPUs, 2026-11-26, median of 3 runs (bars: min-max)}"
+set ylabel 'MB/s of replies'
 set yrange [0:*]
 set xrange [-0.6:3.6]
 set xtics nomirror
