@@ -600,9 +600,14 @@ def write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, pl
     L.append("Servers:")
     L.append("")
     for s in servers:
-        ready = next((r for r in meta.get("ready_lines", {}).get(s.name, []) if r), "")
+        # One ready line per framing the server ran in (chunk, and length for 64 KiB messages).
+        by_framing = {}
+        for r in filter(None, meta.get("ready_lines", {}).get(s.name, [])):
+            m = re.search(r"framing=(\w+)", r)
+            by_framing.setdefault(m.group(1) if m else "", r)
+        ready = list(by_framing.values())
         L.append(f"- `{s.name}`: `{s.binary.name} {' '.join(s.extra)}`"
-                 + (f" — ready line: `{ready}`" if ready else ""))
+                 + (" — ready lines: " + ", ".join(f"`{r}`" for r in ready) if ready else ""))
     L.append("")
     if goal_rows:
         L.append("## Goals")
