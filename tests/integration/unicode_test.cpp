@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "framing.h"
+#include "hex_diff.h"
 #include "server_process.h"
 
 namespace reverb::testing {
@@ -21,16 +22,8 @@ struct Case {
   bool lineSafe = true;  // false: holds LF, so only length framing can carry it
 };
 
-std::string hex(std::string_view s) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
+// Every byte as hex, so that a failed comparison shows where two byte strings differ.
+std::string hex(std::string_view s) { return load::hexPreview(s, s.size()); }
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> table = {

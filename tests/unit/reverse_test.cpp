@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "hex_diff.h"
 #include "reverse_kernels.h"
 
 namespace reverb {
@@ -23,16 +24,8 @@ namespace {
 
 using namespace std::string_literals;
 
-std::string hex(std::string_view s) {
-  static const char digits[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : s) {
-    if (!out.empty()) out += ' ';
-    out += digits[c >> 4];
-    out += digits[c & 15];
-  }
-  return out;
-}
+// Every byte as hex, so that a failed comparison shows where two byte strings differ.
+std::string hex(std::string_view s) { return load::hexPreview(s, s.size()); }
 
 bool isValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
