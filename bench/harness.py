@@ -949,7 +949,7 @@ def build_type(build_dir):
 def discover_servers(build_dir):
     """reverbd with 1 and 2 workers on each backend it was built with, then the baselines.
     reverbd reverses bytes here (--unit byte), as the baselines and reverb-load do."""
-    reverbd = build_dir / "src" / "server" / "reverbd"
+    reverbd = build_dir / "src" / "reverbd" / "reverbd"
     help_text = subprocess.run([str(reverbd), "--help"], capture_output=True, text=True).stdout
     backends = []
     m = re.search(r"^\s*--backend\b.*(?:\n\s{20,}\S.*)*", help_text, re.MULTILINE)
@@ -980,7 +980,7 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     tools = {"reverb-load": build_dir / "tools" / "reverb-load"}
-    missing = [str(p) for p in [tools["reverb-load"], build_dir / "src" / "server" / "reverbd",
+    missing = [str(p) for p in [tools["reverb-load"], build_dir / "src" / "reverbd" / "reverbd",
                                 build_dir / "bench" / "threaded", build_dir / "bench" / "minimal"]
                if not p.exists()]
     if missing:

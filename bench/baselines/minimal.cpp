@@ -21,9 +21,9 @@
 #include <string>
 #include <vector>
 
-#include "buffer.h"
+#include "base/buffer.h"
+#include "base/net.h"
 #include "in_place.h"
-#include "net.h"
 
 namespace reverb::baseline {
 namespace {

@@ -25,8 +25,8 @@
 #include <thread>
 #include <unordered_set>
 
+#include "base/net.h"
 #include "in_place.h"
-#include "net.h"
 
 namespace reverb::baseline {
 namespace {

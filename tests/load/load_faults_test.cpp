@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "fault_server.h"
-#include "json_value.h"
-#include "tool_process.h"
+#include "support/fault_server.h"
+#include "support/json_value.h"
+#include "support/tool_process.h"
 
 namespace reverb::testing {
 namespace {

@@ -1,11 +1,11 @@
 // The report layer: the JSON is valid and carries every required key, the connect ceiling follows
 // from ports, source addresses and TIME_WAIT settings, settings that contradict each other are
 // refused, and command lines are quoted so a shell would accept them.
-#include "report.h"
+#include "load/report.h"
 
 #include <gtest/gtest.h>
 
-#include "json_value.h"
+#include "support/json_value.h"
 
 namespace reverb::load {
 namespace {

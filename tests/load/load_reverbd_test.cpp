@@ -1,4 +1,4 @@
-// reverb-load against the real reverbd ($REVERBD, via tests/integration/server_process.h), in every
+// reverb-load against the real reverbd ($REVERBD, via tests/support/server_process.h), in every
 // framing and every unit the build has (that reverbd accepts with it): zero mismatches, zero errors, exit status 0, and every
 // figure the issue names present in the JSON. Also one open-loop and one connection-churn run.
 #include <gtest/gtest.h>
@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "framing.h"
-#include "json_value.h"
-#include "reverse.h"
-#include "server_process.h"
-#include "tool_process.h"
+#include "proto/framing.h"
+#include "proto/reverse.h"
+#include "support/json_value.h"
+#include "support/server_process.h"
+#include "support/tool_process.h"
 
 namespace reverb::testing {
 namespace {

@@ -46,13 +46,13 @@ when the target cannot be reached; 2 on bad usage.)";
 #include <string>
 #include <vector>
 
-#include "engine/load_run.h"
-#include "engine/payload.h"
-#include "engine/report.h"
-#include "engine/system_info.h"
-#include "framing.h"
-#include "net.h"
-#include "reverse.h"
+#include "base/net.h"
+#include "load/load_run.h"
+#include "load/payload.h"
+#include "load/report.h"
+#include "load/system_info.h"
+#include "proto/framing.h"
+#include "proto/reverse.h"
 
 namespace {
 

@@ -1,0 +1,201 @@
+// reverbd: the reverb server. Reverses what clients send: by chunk (the article's protocol, the
+// default), by line, or by length-prefixed frame.
+//
+// usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
+//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|epoll]
+//                [--log-level LEVEL] [--drain-timeout SECONDS] [--config FILE] [--version]
+//
+// With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing.
+// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
+// framing=... unit=..." once it accepts connections. SIGINT/SIGTERM drain: stop accepting, answer
+// every request already received, close, exit 0; a second signal exits at once with status 1.
+// SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
+// Exit status: 0 after a drain, 1 when start-up fails, 2 for bad usage.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+#include "base/net.h"
+#include "server/server.h"
+
+namespace {
+
+using reverb::Framing;
+using reverb::Unit;
+
+// Validates a name with the core's own parser, so the flag accepts exactly what the code supports.
+template <typename Parse>
+CLI::Validator namedBy(Parse parse, std::string what) {
+  return CLI::Validator(
+      [parse, what](std::string& value) -> std::string {
+        return parse(value) ? std::string() : "unknown " + what + " '" + value + "'";
+      },
+      what);
+}
+
+// Blocks SIGINT and SIGTERM in every thread (call before starting any) so that only the signal
+// thread receives them, through sigwait.
+sigset_t blockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // Sends use MSG_NOSIGNAL; ignoring SIGPIPE covers any other write. A lost terminal (SIGHUP) or
+  // a stray user signal must not end a server that has clients: those are ignored too.
+  for (int ignored : {SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2}) std::signal(ignored, SIG_IGN);
+  return set;
+}
+
+// What the signal thread may touch. main clears `server` (under `mu`) before destroying it, so a
+// signal that arrives during shutdown never reaches a destroyed server.
+struct SignalTarget {
+  std::mutex mu;
+  reverb::Server* server = nullptr;
+};
+
+void watchSignals(sigset_t set, SignalTarget& target) {
+  std::thread([set, &target] {
+    int received = 0;
+    for (int count = 0;; ++count) {
+      if (sigwait(&set, &received) != 0) continue;
+      if (count == 0) {
+        spdlog::info("{}: draining; send it again to exit at once", strsignal(received));
+        std::lock_guard lock(target.mu);
+        if (target.server != nullptr) target.server->stop();
+      } else {
+        spdlog::warn("{} again: exiting without draining", strsignal(received));
+        std::_Exit(1);
+      }
+    }
+  }).detach();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  reverb::ServerConfig config;
+  std::string framing = "chunk";
+  std::string unit;
+  std::string backend = "auto";
+  std::string logLevel = "info";
+  double drainSeconds = 5.0;
+
+  CLI::App app("reverbd: a TCP server that reverses what clients send it.", "reverbd");
+  app.set_version_flag("--version", REVERB_VERSION);
+  app.set_config("--config", "", "Read options from a TOML file (keys are the long flag names)");
+  app.add_option("--listen", config.listen,
+                 "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port "
+                 "(default: port 2002 on all IPv4 and IPv6 interfaces)")
+      ->type_name("HOST:PORT")
+      ->check([](const std::string& text) {
+        auto address = reverb::parseAddress(text);
+        return address ? std::string() : address.error().message();
+      });
+  app.add_option("--workers", config.workers, "Worker threads (default: online CPUs)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--framing", framing, "How requests are delimited: chunk, line or length")
+      ->capture_default_str()
+      ->check(namedBy(reverb::parseFraming, "framing"));
+  app.add_option("--unit", unit,
+                 "What is reversed: byte, codepoint or grapheme, as built (default: byte for "
+                 "chunk, grapheme for line and length where available)")
+      ->check(namedBy(reverb::parseUnit, "unit"));
+  app.add_option("--max-line", config.protocol.limits.maxLine,
+                 "Longest line in line framing, in bytes; longer closes the connection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
+  app.add_option("--max-frame", config.protocol.limits.maxFrame,
+                 "Longest frame in length framing, in bytes; longer closes the connection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30));
+  app.add_option("--backend", backend, "I/O backend: auto or epoll")
+      ->capture_default_str()
+      ->check(namedBy(reverb::parseBackend, "backend"));
+  app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--drain-timeout", drainSeconds,
+                 "Seconds a SIGTERM drain may take before the rest is force-closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "reverbd: %s (see reverbd --help)\n", e.what());
+    return 2;
+  }
+
+  config.protocol.framing = *reverb::parseFraming(framing);
+  if (unit.empty()) {
+    auto grapheme = reverb::parseUnit("grapheme");
+    bool chunk = config.protocol.framing == Framing::kChunk;
+    config.protocol.unit = !chunk && grapheme ? *grapheme : Unit::kByte;
+  } else {
+    config.protocol.unit = *reverb::parseUnit(unit);
+  }
+  if (config.protocol.framing == Framing::kChunk && config.protocol.unit != Unit::kByte) {
+    std::fprintf(stderr,
+                 "reverbd: --unit %s needs --framing line or length: in chunk framing a read can "
+                 "end inside a character, so only --unit byte is possible\n",
+                 unit.c_str());
+    return 2;
+  }
+  config.backend = *reverb::parseBackend(backend);
+  config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(drainSeconds * 1000));
+
+  auto logger = spdlog::stderr_color_mt("reverbd");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  logger->set_level(spdlog::level::from_str(logLevel));
+  spdlog::set_default_logger(logger);
+
+  sigset_t stopSignals = blockStopSignals();
+  long files = reverb::raiseFileLimit();
+
+  auto server = reverb::Server::create(config);
+  if (!server) {
+    std::fprintf(stderr, "reverbd: %s\n", server.error().message().c_str());
+    return 1;
+  }
+  std::vector<std::string> addresses;
+  for (const auto& address : (*server)->addresses()) addresses.push_back(address.toString());
+  // Printed whatever the log level: tests and scripts wait for this line.
+  std::fprintf(stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s\n",
+               fmt::format("{}", fmt::join(addresses, " ")).c_str(),
+               std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
+               std::string(reverb::toString(config.protocol.framing)).c_str(),
+               std::string(reverb::toString(config.protocol.unit)).c_str());
+  spdlog::debug("file descriptor limit {}", files);
+
+  // Static: the detached signal thread may use it until the process ends.
+  static SignalTarget signalTarget;
+  signalTarget.server = server->get();
+  watchSignals(stopSignals, signalTarget);
+  auto ran = (*server)->run();
+  {
+    std::lock_guard lock(signalTarget.mu);
+    signalTarget.server = nullptr;
+  }
+  if (!ran) {
+    spdlog::error("{}", ran.error().message());
+    return 1;
+  }
+  const reverb::ServerStats& s = (*server)->stats();
+  using S = reverb::ServerStats;
+  spdlog::info(
+      "stopped: {} connections, {} requests, {} bytes in, {} bytes out, {} over limit, {} "
+      "truncated, {} resets, {} force-closed",
+      S::get(s.accepted), S::get(s.requests), S::get(s.bytesIn), S::get(s.bytesOut),
+      S::get(s.tooLong), S::get(s.truncated), S::get(s.resets), S::get(s.drainForced));
+  return 0;
+}

@@ -1,0 +1,131 @@
+// Connection: one client socket, its input, its output and its place in the worker pool.
+//
+// Ownership: owns the socket fd (closed when the last reference goes). The reactor's table holds
+// the main reference; a job in the queue or a worker running the strand holds another.
+//
+// Threading: two sides meet under one small mutex.
+//  - Reactor side (loop thread only): deliver(), deliverEof(), markWritable(), abort(), and the
+//    fields marked "loop thread only".
+//  - Strand side: service(), run by exactly one worker at a time. The `scheduled_` flag makes the
+//    connection a strand: it is in the queue or on a worker at most once, so its requests are
+//    parsed, reversed and written in arrival order by one thread at a time, whatever the number of
+//    workers, and two threads never write to its socket at once.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "base/buffer.h"
+#include "base/net.h"
+#include "proto/framing.h"
+#include "proto/reverse.h"
+#include "server/stats.h"
+
+namespace reverb {
+
+class Connection;
+using ConnectionPtr = std::shared_ptr<Connection>;
+
+// What a connection's protocol is; shared, read-only, by every connection of a server.
+struct ProtocolConfig {
+  Framing framing = Framing::kChunk;
+  Unit unit = Unit::kByte;
+  FrameLimits limits;
+  // Reading pauses while a connection holds this many bytes of unprocessed input plus unsent
+  // output (a client that does not read, or workers that fall behind), and resumes below half.
+  size_t highWater = 1 << 20;
+};
+
+// What a strand asks of the reactor. Handled on the loop thread, in the order posted.
+enum class ConnectionRequest : uint8_t {
+  kClose,          // every reply is in the kernel (or the peer is gone, or a protocol error
+                   // stopped the input): the reactor ends the connection without a reset
+  kWatchWritable,  // a send would block: call markWritable() when the socket can take more
+  kResumeReading,  // buffered bytes fell below the low-water mark: read again
+};
+
+// ConnectionOwner: the reactor, seen from a strand. post() is thread-safe.
+class ConnectionOwner {
+ public:
+  virtual void post(ConnectionPtr c, ConnectionRequest request) noexcept = 0;
+
+ protected:
+  ~ConnectionOwner() = default;
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOwner& owner,
+             ServerStats& stats) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  int fd() const noexcept { return fd_.get(); }
+  // "127.0.0.1:4242", for log lines; thread-safe.
+  std::string peerName() const;
+
+  // What the reactor must do after handing over bytes or EOF.
+  struct Delivery {
+    bool schedule = false;      // push this connection to the job queue
+    bool pauseReading = false;  // stop reading: the high-water mark is reached
+    bool closeNow = false;      // EOF on an idle connection: nothing left to answer, close it
+  };
+
+  // Loop thread only: appends received bytes to the inbox.
+  Delivery deliver(std::string_view bytes);
+  // Loop thread only: no more input will be read. `peerClosed`: the peer shut down its side, so
+  // a last line without LF is a request; otherwise (a drain) an unfinished request is dropped.
+  Delivery deliverEof(bool peerClosed) noexcept;
+  // Loop thread only: the socket can take more bytes; returns true if the strand must be scheduled.
+  bool markWritable() noexcept;
+  // Loop thread only: the reactor is done with the connection; the strand drops everything and
+  // never touches the socket again. `shutdownSocket` (a forced close) also shuts the socket down,
+  // so a worker inside send() fails at once and the peer sees the end now.
+  void abort(bool shutdownSocket) noexcept;
+
+  // Strand only (the worker that popped this connection). Parses the input, appends the replies to
+  // the output, sends what the socket takes and posts what the reactor must do next. Returns true
+  // when more input arrived meanwhile: the caller queues the connection again.
+  bool service() noexcept;
+
+  // Loop thread only: reactor bookkeeping.
+  bool eofReceived = false;  // the peer's FIN was read (recv returned 0)
+  bool lingering = false;    // SHUT_WR done; input is read and discarded until EOF or the deadline
+  std::chrono::steady_clock::time_point lingerDeadline;
+
+ private:
+  // Moves parsed requests from in_ to replies in out_; false on a protocol error.
+  // `eof`: the input is complete; `peerClosed`: a last line without LF counts as a request.
+  void parseInput(bool eof, bool peerClosed) noexcept;
+  // Sends out_ until it is empty or the socket is full; false if the peer is gone.
+  bool flushOutput() noexcept;
+
+  const UniqueFd fd_;
+  const ProtocolConfig& protocol_;
+  ConnectionOwner& owner_;
+  ServerStats& stats_;
+
+  std::mutex mu_;
+  // Guarded by mu_: the hand-over between the reactor and the strand.
+  Buffer inbox_;                // bytes received, not yet taken by the strand
+  size_t strandBytes_ = 0;      // in_ + out_ sizes, published by the strand for back-pressure
+  bool scheduled_ = false;      // queued or running on a worker
+  bool eof_ = false;            // no more input will be read
+  bool peerClosed_ = false;     // ... because the peer shut down its side
+  bool writable_ = false;       // onWritable fired since the strand last looked
+  bool aborted_ = false;        // the reactor gave the connection up
+  bool readPaused_ = false;     // the reactor stopped reading for back-pressure
+
+  // Strand only.
+  Framer framer_;
+  Buffer in_;                   // input not yet parsed into complete requests
+  Buffer out_;                  // replies not yet accepted by the socket
+  bool failed_ = false;         // protocol error or peer gone: input is discarded from now on
+  bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen
+  bool finished_ = false;       // kClose posted: nothing more to do
+};
+
+}  // namespace reverb

@@ -1,0 +1,272 @@
+#include "server/reactor.h"
+
+#include <linux/sockios.h>
+#include <spdlog/spdlog.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace reverb {
+namespace {
+
+// How long accepting pauses when the process is out of file descriptors. Long enough not to spin,
+// short enough that a freed descriptor is used soon (nginx waits 500 ms).
+constexpr std::chrono::milliseconds kAcceptBackoff{100};
+// How long a closing connection whose peer has not closed keeps discarding input (nginx's
+// lingering close) before the final close.
+constexpr std::chrono::seconds kLingerTimeout{2};
+// Connections accepted from each listener's backlog when a drain starts (the default backlog).
+constexpr int kDrainAcceptLimit = 4096;
+
+}  // namespace
+
+Reactor::Reactor(std::unique_ptr<IoBackend> backend, std::vector<UniqueFd> listeners,
+                 const ProtocolConfig& protocol, JobQueue<ConnectionPtr>& queue,
+                 ServerStats& stats, std::chrono::milliseconds drainTimeout)
+    : backend_(std::move(backend)),
+      listeners_(std::move(listeners)),
+      protocol_(protocol),
+      queue_(queue),
+      producer_(queue.makeProducer()),
+      stats_(stats),
+      drainTimeout_(drainTimeout) {}
+
+Reactor::~Reactor() {
+  for (auto& [fd, c] : connections_) c->abort(true);
+}
+
+Result<void> Reactor::run() {
+  for (const UniqueFd& listener : listeners_) {
+    if (auto added = backend_->addListener(listener.get()); !added) return added.error();
+  }
+  while (!draining_ || !connections_.empty()) {
+    Clock::time_point now = Clock::now();
+    int timeoutMs = nextTimeoutMs(now);
+    sleeping_.store(true);
+    {
+      std::lock_guard lock(requestsMu_);
+      if (!requests_.empty() || (stopRequested_.load() && !draining_)) timeoutMs = 0;
+    }
+    backend_->poll(*this, timeoutMs);
+    runRequests();
+    if (stopRequested_.load() && !draining_) beginDrain();
+    runTimers(Clock::now());
+  }
+  return {};
+}
+
+void Reactor::stop() noexcept {
+  stopRequested_.store(true);
+  backend_->wake();
+}
+
+void Reactor::post(ConnectionPtr c, ConnectionRequest request) noexcept {
+  {
+    std::lock_guard lock(requestsMu_);
+    requests_.emplace_back(std::move(c), request);
+  }
+  if (sleeping_.exchange(false)) backend_->wake();
+}
+
+void Reactor::onWake() noexcept {}  // the loop runs requests and checks for stop after poll()
+
+void Reactor::onPolled() noexcept {
+  // Awake from here on: a post() during this round's dispatch needs no eventfd write.
+  sleeping_.store(false);
+}
+
+void Reactor::runRequests() noexcept {
+  {
+    std::lock_guard lock(requestsMu_);
+    running_.swap(requests_);
+  }
+  for (auto& [c, request] : running_) {
+    auto it = connections_.find(c->fd());
+    if (it == connections_.end() || it->second != c) continue;  // closed meanwhile
+    switch (request) {
+      case ConnectionRequest::kClose:
+        finish(*c);
+        break;
+      case ConnectionRequest::kWatchWritable:
+        backend_->wantWritable(*c);
+        break;
+      case ConnectionRequest::kResumeReading:
+        if (!draining_ && !c->eofReceived && !c->lingering) backend_->setReading(*c, true);
+        break;
+    }
+  }
+  running_.clear();
+}
+
+void Reactor::schedule(Connection& c) noexcept {
+  if (!queue_.push(producer_, c.shared_from_this())) {
+    // Out of memory for the queue: the connection cannot be served. It is closed from the
+    // request list, not here, because the backend may still be using `c` in this call.
+    spdlog::error("job queue full: dropping {}", c.peerName());
+    c.abort(true);
+    post(c.shared_from_this(), ConnectionRequest::kClose);
+  }
+}
+
+void Reactor::close(Connection& c, bool forced) noexcept {
+  auto it = connections_.find(c.fd());
+  if (it == connections_.end() || it->second.get() != &c) return;
+  ConnectionPtr owned = std::move(it->second);
+  connections_.erase(it);
+  c.abort(forced);
+  // use_count 1: only `owned` is left, so the fd closes when it goes out of scope below.
+  backend_->removeConnection(c, owned.use_count() == 1);
+  ServerStats::add(stats_.closed, 1);
+}
+
+void Reactor::finish(Connection& c) noexcept {
+  if (c.eofReceived) {
+    close(c, false);  // nothing unread can be left: the close is a clean FIN
+    return;
+  }
+  if (c.lingering) return;
+  int unread = 0;
+  int unsent = 0;
+  if (::ioctl(c.fd(), FIONREAD, &unread) == 0 && ::ioctl(c.fd(), SIOCOUTQ, &unsent) == 0 &&
+      unread == 0 && unsent == 0) {
+    // Nothing waits to be read and the peer has acknowledged every reply: a close now is a clean
+    // FIN and loses nothing (an idle connection at drain time, typically).
+    close(c, false);
+    return;
+  }
+  // The peer may still send. Closing with unread input would make the kernel answer with a reset
+  // and drop replies still queued for the peer, so: FIN after the replies, then read and discard
+  // until the peer closes too, or the linger deadline.
+  ::shutdown(c.fd(), SHUT_WR);
+  c.lingering = true;
+  c.lingerDeadline = Clock::now() + kLingerTimeout;
+  lingering_.push_back(c.shared_from_this());
+  backend_->setReading(c, true);
+}
+
+void Reactor::onAccept(UniqueFd fd) noexcept {
+  if (draining_) return;  // closes fd
+  // TCP_NODELAY is inherited from the listener (see listenOn).
+  const int raw = fd.get();
+  auto c = std::make_shared<Connection>(std::move(fd), protocol_, *this, stats_);
+  if (auto added = backend_->addConnection(*c); !added) {
+    spdlog::warn("dropping new connection: {}", added.error().message());
+    return;
+  }
+  connections_.emplace(raw, std::move(c));
+  ServerStats::add(stats_.accepted, 1);
+}
+
+void Reactor::onAcceptError(int error) noexcept {
+  ServerStats::add(stats_.acceptPauses, 1);
+  spdlog::warn("accept: {}; pausing accepts for {} ms ({} connections open)", std::strerror(error),
+               kAcceptBackoff.count(), connections_.size());
+  backend_->setAccepting(false);
+  acceptResumeAt_ = Clock::now() + kAcceptBackoff;
+}
+
+void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
+  ServerStats::add(stats_.bytesIn, bytes.size());
+  if (c.lingering) return;  // discarded: the connection is closing after a protocol error
+  Connection::Delivery d = c.deliver(bytes);
+  if (d.pauseReading && !draining_) {
+    ServerStats::add(stats_.readPauses, 1);
+    backend_->setReading(c, false);
+  }
+  if (d.schedule) schedule(c);
+}
+
+void Reactor::onEof(Connection& c) noexcept {
+  c.eofReceived = true;
+  if (c.lingering) {
+    close(c, false);
+    return;
+  }
+  Connection::Delivery d = c.deliverEof(true);
+  if (d.closeNow) {
+    close(c, false);
+  } else if (d.schedule) {
+    schedule(c);
+  }
+}
+
+void Reactor::onError(Connection& c, int error) noexcept {
+  ServerStats::add(stats_.resets, 1);
+  spdlog::debug("{}: {}", c.peerName(), std::strerror(error));
+  close(c, true);
+}
+
+void Reactor::onWritable(Connection& c) noexcept {
+  if (c.markWritable()) schedule(c);
+}
+
+void Reactor::beginDrain() noexcept {
+  // Connections the kernel has already admitted may carry requests too: serve them as well.
+  backend_->acceptBacklog(*this, kDrainAcceptLimit);
+  draining_ = true;
+  backend_->setAccepting(false);
+  listeners_.clear();  // refuse new connections now rather than leave them in the backlog
+  spdlog::info("draining {} connections (timeout {} ms)", connections_.size(),
+               drainTimeout_.count());
+  drainDeadline_ = Clock::now() + drainTimeout_;
+  std::vector<ConnectionPtr> open;
+  open.reserve(connections_.size());
+  for (auto& [fd, c] : connections_) open.push_back(c);
+  for (ConnectionPtr& c : open) {
+    if (c->lingering || c->eofReceived) continue;  // already on their way out
+    // Answer what the kernel has already received, then treat the input as ended. The peer has
+    // not closed, so the connection then ends with a lingering close.
+    backend_->finishReading(*this, *c);
+    Connection::Delivery d = c->deliverEof(false);
+    if (d.closeNow) {
+      finish(*c);
+    } else if (d.schedule) {
+      schedule(*c);
+    }
+  }
+}
+
+void Reactor::runTimers(Clock::time_point now) noexcept {
+  if (acceptResumeAt_ && now >= *acceptResumeAt_) {
+    acceptResumeAt_.reset();
+    if (!draining_) backend_->setAccepting(true);
+  }
+  while (!lingering_.empty()) {
+    ConnectionPtr c = lingering_.front().lock();
+    if (c && c->lingerDeadline > now) break;
+    lingering_.pop_front();
+    if (c) close(*c, true);
+  }
+  if (drainDeadline_ && now >= *drainDeadline_ && !connections_.empty()) {
+    spdlog::warn("drain timeout: force-closing {} connections", connections_.size());
+    std::vector<ConnectionPtr> open;
+    for (auto& [fd, c] : connections_) open.push_back(c);
+    for (ConnectionPtr& c : open) {
+      ServerStats::add(stats_.drainForced, 1);
+      close(*c, true);
+    }
+  }
+}
+
+int Reactor::nextTimeoutMs(Clock::time_point now) const noexcept {
+  std::optional<Clock::time_point> next = acceptResumeAt_;
+  auto consider = [&](Clock::time_point t) {
+    if (!next || t < *next) next = t;
+  };
+  if (drainDeadline_) consider(*drainDeadline_);
+  if (!lingering_.empty()) {
+    if (ConnectionPtr c = lingering_.front().lock()) {
+      consider(c->lingerDeadline);
+    } else {
+      consider(now);
+    }
+  }
+  if (!next) return -1;
+  if (*next <= now) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+  return static_cast<int>(std::min<long long>(ms, 60'000));
+}
+
+}  // namespace reverb

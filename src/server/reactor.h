@@ -1,0 +1,97 @@
+// Reactor: the single event-loop thread. Accepts connections, receives their bytes through the
+// I/O backend, hands work to the workers through the job queue, and carries out what the strands
+// ask (close, linger, watch writability, resume reading). It also runs the drain on stop().
+//
+// Ownership: owns the backend, the listening sockets and the table of connections; borrows the
+// queue, the protocol config and the stats, which must outlive it.
+// Threading: loop thread only (the thread that calls run()), except stop() and post(), which are
+// thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "server/connection.h"
+#include "server/io_backend.h"
+#include "server/job_queue.h"
+#include "server/stats.h"
+
+namespace reverb {
+
+class Reactor final : public IoEvents, public ConnectionOwner {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  Reactor(std::unique_ptr<IoBackend> backend, std::vector<UniqueFd> listeners,
+          const ProtocolConfig& protocol, JobQueue<ConnectionPtr>& queue, ServerStats& stats,
+          std::chrono::milliseconds drainTimeout);
+  ~Reactor();
+
+  std::string_view backendName() const noexcept { return backend_->name(); }
+
+  // Runs the loop until stop() was called and every connection is closed (or force-closed at the
+  // drain timeout). Returns an error only if a listener cannot be watched at start.
+  Result<void> run();
+
+  // Thread-safe: stop accepting, answer what was received, close, return from run().
+  void stop() noexcept;
+
+  // Thread-safe (ConnectionOwner): a strand's request, carried out on the loop thread.
+  void post(ConnectionPtr c, ConnectionRequest request) noexcept override;
+
+  // Loop thread only: the number of open connections.
+  size_t connectionCount() const noexcept { return connections_.size(); }
+
+ private:
+  // IoEvents.
+  void onAccept(UniqueFd fd) noexcept override;
+  void onAcceptError(int error) noexcept override;
+  void onData(Connection& c, std::string_view bytes) noexcept override;
+  void onEof(Connection& c) noexcept override;
+  void onError(Connection& c, int error) noexcept override;
+  void onWritable(Connection& c) noexcept override;
+  void onWake() noexcept override;
+  void onPolled() noexcept override;
+
+  void schedule(Connection& c) noexcept;
+  // Ends a connection whose replies are all in the kernel: a FIN, and a lingering close unless the
+  // peer has closed already.
+  void finish(Connection& c) noexcept;
+  // Removes c from the table now; `forced` also shuts the socket down (a reset if input is unread).
+  void close(Connection& c, bool forced) noexcept;
+  void runRequests() noexcept;
+  void beginDrain() noexcept;
+  void runTimers(Clock::time_point now) noexcept;
+  int nextTimeoutMs(Clock::time_point now) const noexcept;
+
+  std::unique_ptr<IoBackend> backend_;
+  std::vector<UniqueFd> listeners_;
+  const ProtocolConfig& protocol_;
+  JobQueue<ConnectionPtr>& queue_;
+  JobQueue<ConnectionPtr>::Producer producer_;
+  ServerStats& stats_;
+  const std::chrono::milliseconds drainTimeout_;
+
+  std::unordered_map<int, ConnectionPtr> connections_;
+  std::deque<std::weak_ptr<Connection>> lingering_;  // oldest first; one fixed timeout for all
+  std::optional<Clock::time_point> acceptResumeAt_;
+  std::optional<Clock::time_point> drainDeadline_;
+  bool draining_ = false;
+
+  // Cross-thread hand-over. `sleeping_` is true while the loop may block in poll(); the first
+  // post() that finds it true wakes the backend, later ones do not.
+  std::mutex requestsMu_;
+  std::vector<std::pair<ConnectionPtr, ConnectionRequest>> requests_;  // guarded by requestsMu_
+  std::vector<std::pair<ConnectionPtr, ConnectionRequest>> running_;   // loop thread only
+  std::atomic<bool> sleeping_{false};
+  std::atomic<bool> stopRequested_{false};
+};
+
+}  // namespace reverb

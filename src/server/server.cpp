@@ -1,0 +1,95 @@
+#include "server/server.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "server/backends/epoll.h"
+#include "server/reactor.h"
+#include "server/worker_pool.h"
+
+namespace reverb {
+
+std::string_view toString(BackendKind kind) noexcept {
+  switch (kind) {
+    case BackendKind::kAuto:
+      return "auto";
+    case BackendKind::kEpoll:
+      return "epoll";
+  }
+  return "?";
+}
+
+std::optional<BackendKind> parseBackend(std::string_view name) noexcept {
+  if (name == "auto") return BackendKind::kAuto;
+  if (name == "epoll") return BackendKind::kEpoll;
+  return std::nullopt;
+}
+
+Server::Server(const ServerConfig& config) : config_(config) {}
+
+Server::~Server() {
+  reactor_.reset();
+  if (pool_) pool_->stop();
+}
+
+Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
+  std::unique_ptr<Server> server(new Server(config));
+  if (server->config_.workers == 0) {
+    server->config_.workers = std::max(1u, std::thread::hardware_concurrency());
+  }
+  // Reading pauses at the high-water mark and resumes below half of it; a partly received request
+  // of the largest legal size must fit below half, or a paused connection could never resume.
+  ProtocolConfig& protocol = server->config_.protocol;
+  size_t largest = protocol.framing == Framing::kLength ? protocol.limits.maxFrame + 4
+                                                        : protocol.limits.maxLine + 2;
+  protocol.highWater = std::max(protocol.highWater, 2 * (largest + 64 * 1024));
+
+  std::vector<UniqueFd> listeners;
+  const bool defaults = config.listen.empty();
+  std::vector<std::string> wanted = config.listen;
+  if (defaults) wanted = {"0.0.0.0:2002", "[::]:2002"};
+  for (const std::string& text : wanted) {
+    auto address = parseAddress(text);
+    if (!address) return address.error();
+    auto fd = listenOn(*address, config.backlog);
+    if (!fd) {
+      int code = fd.error().code.value();
+      if (defaults && address->family() == AF_INET6 &&
+          (code == EAFNOSUPPORT || code == EADDRNOTAVAIL)) {
+        spdlog::warn("no IPv6 on this host ({}); listening on IPv4 only", fd.error().message());
+        continue;
+      }
+      return fd.error();
+    }
+    auto bound = localAddress(fd->get());
+    if (!bound) return bound.error();
+    server->addresses_.push_back(*bound);
+    listeners.push_back(std::move(*fd));
+  }
+
+  // Only epoll exists so far; kAuto will prefer io_uring once it does and fall back to this.
+  auto backend = EpollBackend::create();
+  if (!backend) return backend.error();
+
+  server->reactor_ = std::make_unique<Reactor>(std::move(*backend), std::move(listeners),
+                                               server->config_.protocol, server->queue_,
+                                               server->stats_, config.drainTimeout);
+  server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers);
+  return server;
+}
+
+std::string_view Server::backendName() const noexcept { return reactor_->backendName(); }
+
+size_t Server::workerCount() const noexcept { return pool_->size(); }
+
+Result<void> Server::run() {
+  Result<void> result = reactor_->run();
+  // Every connection is closed; the strands still queued see that and return at once.
+  pool_->stop();
+  return result;
+}
+
+void Server::stop() noexcept { reactor_->stop(); }
+
+}  // namespace reverb

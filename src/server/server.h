@@ -1,0 +1,70 @@
+// Server: reverbd as a library. Binds the listeners, builds the backend, the reactor and the
+// worker pool from a ServerConfig, and runs them. Tests embed it; src/server/main.cpp wraps it.
+// Ownership: owns everything it builds. Threading: create() and run() on one thread (run() turns
+// it into the loop thread); stop() and stats() are thread-safe.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/net.h"
+#include "base/result.h"
+#include "server/connection.h"
+#include "server/job_queue.h"
+#include "server/stats.h"
+
+namespace reverb {
+
+class Reactor;
+class WorkerPool;
+
+enum class BackendKind : uint8_t { kAuto, kEpoll };
+std::string_view toString(BackendKind kind) noexcept;
+std::optional<BackendKind> parseBackend(std::string_view name) noexcept;
+
+struct ServerConfig {
+  // Empty: port 2002 on every interface, IPv4 and IPv6 (IPv6 skipped where the host has none).
+  std::vector<std::string> listen;
+  size_t workers = 0;  // 0: one per online CPU
+  ProtocolConfig protocol;
+  BackendKind backend = BackendKind::kAuto;
+  std::chrono::milliseconds drainTimeout{5000};
+  int backlog = 4096;  // the kernel caps it at net.core.somaxconn
+};
+
+class Server {
+ public:
+  // Binds every listener and prepares the backend; the workers start here too. Fails with a
+  // sentence naming what could not be done ("bind 0.0.0.0:2002: Address already in use").
+  static Result<std::unique_ptr<Server>> create(const ServerConfig& config);
+  ~Server();
+
+  // The bound addresses, with the real port where the config said 0.
+  const std::vector<SocketAddress>& addresses() const noexcept { return addresses_; }
+  std::string_view backendName() const noexcept;
+  size_t workerCount() const noexcept;
+  const ServerConfig& config() const noexcept { return config_; }
+
+  // Serves until stop(), then drains. Returns once every connection is closed and every worker
+  // has stopped.
+  Result<void> run();
+  // Thread-safe; may be called before run() starts.
+  void stop() noexcept;
+
+  const ServerStats& stats() const noexcept { return stats_; }
+
+ private:
+  explicit Server(const ServerConfig& config);
+
+  ServerConfig config_;
+  ServerStats stats_;
+  JobQueue<ConnectionPtr> queue_;
+  std::vector<SocketAddress> addresses_;
+  std::unique_ptr<Reactor> reactor_;
+  std::unique_ptr<WorkerPool> pool_;
+};
+
+}  // namespace reverb

@@ -1,0 +1,1055 @@
+// The load engine: LoadRun (the coordinating thread) and Worker (one epoll loop per thread).
+//
+// Hot path of one closed-loop request, per reply: one recv() (edge-triggered, so no epoll_ctl), one
+// clock read, one memcmp against the precomputed reply, one histogram increment, a 17-byte append
+// to the connection's output buffer and one send(). No allocation, no virtual or std::function
+// call; a mismatch leaves the hot path through an out-of-line function.
+#include "load/load_run.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "base/buffer.h"
+#include "base/hex.h"
+
+namespace reverb::load {
+namespace {
+
+using Nanos = int64_t;
+constexpr Nanos kNever = INT64_MAX;
+constexpr Nanos kSecond = 1'000'000'000;
+constexpr Nanos kRetryDelay = 10'000'000;     // after an error, before the slot connects again
+constexpr Nanos kSweepInterval = 50'000'000;  // timeout checks
+constexpr Nanos kPublishInterval = 200'000'000;
+constexpr size_t kReadSize = 64 * 1024;
+constexpr int kMaxEvents = 256;
+constexpr uint64_t kStopTag = UINT64_MAX;
+
+Nanos monotonicNow() noexcept {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * kSecond + ts.tv_nsec;
+}
+
+timespec toTimespec(Nanos ns) noexcept {
+  if (ns < 0) ns = 0;
+  return timespec{static_cast<time_t>(ns / kSecond), static_cast<long>(ns % kSecond)};
+}
+
+ErrorCause causeOf(int err) noexcept {
+  switch (err) {
+    case ECONNREFUSED:
+      return ErrorCause::kRefused;
+    case ECONNRESET:
+    case EPIPE:
+    case ECONNABORTED:
+      return ErrorCause::kReset;
+    case ETIMEDOUT:
+      return ErrorCause::kTimeout;
+    case EADDRNOTAVAIL:
+    case EADDRINUSE:
+      return ErrorCause::kNoPort;
+    default:
+      return ErrorCause::kOther;
+  }
+}
+
+int socketError(int fd) noexcept {
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+  return err;
+}
+
+// Shared by the workers of one run: how many diffs and error lines may still be printed, and the
+// lock that keeps each one whole on stderr.
+struct Console {
+  std::mutex mutex;
+  std::atomic<int> diffsLeft{0};
+  std::atomic<int> errorLinesLeft{0};
+  std::atomic<bool> errorsElided{false};
+};
+
+struct Timeline {
+  Nanos start = 0;
+  Nanos measureStart = 0;
+  Nanos measureEnd = kNever;  // kNever when the run is bounded by a request count
+  bool byCount = false;
+};
+
+struct ThreadPlan {
+  int index = 0;
+  int slots = 0;      // connections of this thread
+  int firstSlot = 0;  // global number of its first connection, for messages
+  uint64_t quota = 0;  // byCount: requests (connect mode: connections) after warmup
+  double rate = 0;     // this thread's share of rate or connectRate; 0 = unpaced
+  Nanos phase = 0;     // offset of this thread's schedule, so threads do not send in lockstep
+};
+
+struct Histograms {
+  Histogram latency;
+  Histogram latencyUncorrected;
+  Histogram sendDelay;
+  Histogram connectLatency;
+  Histogram connectLatencyUncorrected;
+};
+
+enum class ConnState : uint8_t { kIdle, kConnecting, kOpen };
+
+// One request in flight, oldest first in a per-connection ring.
+struct InFlight {
+  uint32_t message = 0;
+  bool measured = false;  // byCount: issued after the warmup, so it counts towards the quota
+  Nanos intended = 0;
+  Nanos sent = 0;
+};
+
+// Conn: one connection slot. Owns its fd (closed by Worker::closeConn). Worker thread only.
+struct Conn {
+  int fd = -1;
+  uint32_t generation = 0;  // bumped per fd, so events of a closed fd are recognised and ignored
+  ConnState state = ConnState::kIdle;
+  bool mismatched = false;
+  bool inFreeList = false;
+  bool measuredCycle = false;  // connect mode, byCount: this connection counts towards the quota
+  uint32_t inflight = 0;
+  uint32_t head = 0;
+  uint32_t nextMessage = 0;
+  size_t replyOffset = 0;  // bytes of the oldest in-flight reply already received
+  Nanos connectStarted = 0;
+  Nanos connectIntended = 0;
+  Nanos retryAt = kNever;
+  std::unique_ptr<std::string> capture;  // the reply as received, kept only for a printed diff
+  Buffer out;
+};
+
+// Worker: one thread's share of the connections and its epoll loop. Owns its sockets, epoll fd and
+// figures. Threading: run() on its own thread; snapshot() from any thread (locks); the public
+// figures may be read once the thread has been joined.
+class Worker {
+ public:
+  Worker(const LoadConfig& config, const MessagePool& pool, const ThreadPlan& plan,
+         const Timeline& timeline, int stopFd, int doneFd, Console& console)
+      : config_(config),
+        pool_(pool),
+        plan_(plan),
+        tl_(timeline),
+        stopFd_(stopFd),
+        doneFd_(doneFd),
+        console_(console),
+        pipeline_(config.mode == Mode::kConnect ? 1u : static_cast<uint32_t>(config.pipeline)),
+        connectMode_(config.mode == Mode::kConnect),
+        paced_(plan.rate > 0),
+        conns_(static_cast<size_t>(plan.slots)),
+        ring_(static_cast<size_t>(plan.slots) * pipeline_),
+        free_(static_cast<size_t>(plan.slots)),
+        readBuffer_(kReadSize) {
+    if (paced_) interval_ = 1e9 / plan.rate;
+    for (size_t i = 0; i < conns_.size(); ++i) {
+      conns_[i].nextMessage = static_cast<uint32_t>((plan.firstSlot + i) * 7919 % pool.size());
+    }
+    if (config.sourceAddrs > 1) {
+      for (int i = 0; i < config.sourceAddrs; ++i) {
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(0x7f000001u + static_cast<uint32_t>(i));
+        sources_.push_back(a);
+      }
+      nextSource_ = static_cast<size_t>(plan.index) % sources_.size();
+    }
+  }
+
+  ~Worker() {
+    for (Conn& c : conns_) {
+      if (c.fd >= 0) ::close(c.fd);
+    }
+    if (epollFd_ >= 0) ::close(epollFd_);
+  }
+
+  void run() noexcept;
+
+  // Copies the figures published so far. Thread-safe.
+  void snapshot(LoadCounters& counters, Histogram& latency) {
+    std::lock_guard<std::mutex> lock(publishMutex_);
+    counters.add(publishedCounters_);
+    latency.merge(publishedLatency_);
+  }
+
+  // Read after join().
+  LoadCounters counters;
+  Histograms histograms;
+  Nanos finishedAt = 0;
+  uint64_t backlogAtEnd = 0;
+  bool stalled = false;
+  std::optional<Error> failure;
+
+ private:
+  bool counting(Nanos now) const noexcept { return now >= tl_.measureStart && now < tl_.measureEnd; }
+  InFlight& ringAt(const Conn& c, uint32_t i) noexcept {
+    return ring_[static_cast<size_t>(&c - conns_.data()) * pipeline_ + i];
+  }
+  uint32_t slotOf(const Conn& c) const noexcept { return static_cast<uint32_t>(&c - conns_.data()); }
+
+  bool mayIssue(Nanos now, Nanos intended) const noexcept {
+    if (stopping_) return false;
+    if (tl_.byCount) return intended < tl_.measureStart || measuredIssued_ < plan_.quota;
+    return now < tl_.measureEnd;
+  }
+  bool finished(Nanos now) const noexcept {
+    if (tl_.byCount) return measuredIssued_ >= plan_.quota && owed_ == 0;
+    return now >= tl_.measureEnd;
+  }
+
+  Nanos intendedAt(uint64_t k) const noexcept {
+    return tl_.start + plan_.phase + static_cast<Nanos>(std::llround(static_cast<double>(k) * interval_));
+  }
+  uint64_t dueBy(Nanos now) const noexcept {
+    Nanos first = tl_.start + plan_.phase;
+    if (now < first) return 0;
+    return static_cast<uint64_t>(static_cast<double>(now - first) / interval_) + 1;
+  }
+
+  void startConnection(Conn& c, Nanos now, Nanos intended) noexcept;
+  void onEvent(uint64_t tag, uint32_t events) noexcept;
+  void onConnected(Conn& c, Nanos now) noexcept;
+  bool readReplies(Conn& c, bool peerClosed) noexcept;
+  bool consume(Conn& c, const char* p, size_t n, Nanos now) noexcept;
+  bool completeReply(Conn& c, Nanos now) noexcept;
+  void issue(Conn& c, Nanos intended, Nanos now) noexcept;
+  bool flush(Conn& c) noexcept;
+  void nextCycle(Conn& c, Nanos now) noexcept;
+  void closeConn(Conn& c, bool reset) noexcept;
+  // Forgets the measured requests still in flight on c (it is being closed).
+  void releaseOwed(Conn& c) noexcept;
+  // Connect mode: c's connection attempt is over (done or failed); settles its quota entry.
+  void resolveCycle(Conn& c) noexcept {
+    if (c.measuredCycle) {
+      --owed_;
+      c.measuredCycle = false;
+    }
+  }
+  void fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept;
+  void scheduleRetry(Conn& c, Nanos at) noexcept;
+  [[gnu::noinline]] void beginMismatch(Conn& c, std::string_view expected) noexcept;
+  [[gnu::noinline]] void reportMismatch(Conn& c, const InFlight& f) noexcept;
+  [[gnu::noinline]] bool unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept;
+  void pushFree(Conn& c) noexcept;
+  Conn* popFree() noexcept;
+  void pump(Nanos now) noexcept;
+  void sweep(Nanos now) noexcept;
+  void publish() noexcept;
+  Nanos nextWake(Nanos now) const noexcept;
+  void describe(const Conn& c, const std::string& what) noexcept;
+
+  const LoadConfig& config_;
+  const MessagePool& pool_;
+  const ThreadPlan plan_;
+  const Timeline tl_;
+  const int stopFd_;
+  const int doneFd_;
+  Console& console_;
+  const uint32_t pipeline_;
+  const bool connectMode_;
+  const bool paced_;  // open loop (requests mode) or paced connection starts (connect mode)
+  double interval_ = 0;
+
+  int epollFd_ = -1;
+  bool stopping_ = false;
+  Nanos now_ = 0;
+  std::vector<Conn> conns_;
+  std::vector<InFlight> ring_;
+  std::vector<uint32_t> free_;  // FIFO of slots with room for a request (or idle, connect mode)
+  size_t freeHead_ = 0;
+  size_t freeCount_ = 0;
+  std::vector<char> readBuffer_;
+  std::vector<sockaddr_in> sources_;
+  size_t nextSource_ = 0;
+
+  uint64_t issued_ = 0;  // paced: schedule entries handed out
+  uint64_t measuredIssued_ = 0;
+  uint64_t owed_ = 0;  // measured requests (connect mode: connections) not yet resolved
+  Nanos lastProgress_ = 0;  // last correct reply or established connection
+  Nanos lastError_ = 0;     // last failure of any kind
+  Nanos nextSweep_ = 0;
+  Nanos nextRetry_ = kNever;
+  Nanos nextPublish_ = 0;
+
+  std::mutex publishMutex_;
+  LoadCounters publishedCounters_;
+  Histogram publishedLatency_;
+};
+
+void Worker::run() noexcept {
+  // Paced runs sleep until the next due request; the default 50 us timer slack would blur that.
+  (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+  epollFd_ = epoll_create1(EPOLL_CLOEXEC);
+  if (epollFd_ < 0) {
+    failure = errnoError("epoll_create1");
+  } else {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = kStopTag;
+    if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, stopFd_, &ev) != 0) failure = errnoError("epoll_ctl(stop fd)");
+  }
+  std::vector<epoll_event> events(kMaxEvents);
+  Nanos now = monotonicNow();
+  now_ = now;
+  lastProgress_ = now;
+  nextSweep_ = now + kSweepInterval;
+  nextPublish_ = now + kPublishInterval;
+  if (!failure) {
+    for (Conn& c : conns_) {
+      if (connectMode_ && paced_) {
+        pushFree(c);
+      } else if (!connectMode_ || mayIssue(now, now)) {
+        startConnection(c, now, now);
+      }
+    }
+  }
+  bool useEpollPwait2 = true;
+  while (!failure) {
+    now = monotonicNow();
+    now_ = now;
+    if (stopping_ || finished(now)) break;
+    if (tl_.byCount && lastError_ > lastProgress_ && now - lastProgress_ > 2 * config_.timeout.count()) {
+      // Only failures for two timeouts: every attempt fails; end instead of waiting forever.
+      stalled = true;
+      break;
+    }
+    if (now >= nextPublish_) publish();
+    if (now >= nextSweep_ || now >= nextRetry_) sweep(now);
+    if (paced_) pump(now);
+    const Nanos wait = nextWake(now) - now;
+    int n;
+    if (useEpollPwait2) {
+      timespec ts = toTimespec(wait);
+      n = epoll_pwait2(epollFd_, events.data(), kMaxEvents, &ts, nullptr);
+      if (n < 0 && errno == ENOSYS) {
+        useEpollPwait2 = false;
+        continue;
+      }
+    } else {
+      n = epoll_wait(epollFd_, events.data(), kMaxEvents,
+                     static_cast<int>(std::min<Nanos>((wait + 999'999) / 1'000'000, 1000)));
+    }
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      failure = errnoError("epoll_wait");
+      break;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (events[i].data.u64 == kStopTag) {
+        stopping_ = true;
+        continue;
+      }
+      onEvent(events[i].data.u64, events[i].events);
+    }
+  }
+  finishedAt = monotonicNow();
+  if (paced_ && !connectMode_) {
+    // Entries due in the last millisecond may simply not have been reached before the loop ended.
+    Nanos end = std::min(finishedAt, tl_.measureEnd) - 1'000'000;
+    uint64_t due = dueBy(end);
+    // Only schedule entries due inside the window are owed; warmup ones never count.
+    uint64_t firstInWindow = tl_.measureStart <= tl_.start + plan_.phase ? 0 : dueBy(tl_.measureStart - 1);
+    uint64_t from = std::max(issued_, firstInWindow);
+    backlogAtEnd = due > from ? due - from : 0;
+  }
+  for (Conn& c : conns_) {
+    if (c.fd >= 0) ::close(c.fd);
+    c.fd = -1;
+  }
+  publish();
+  uint64_t one = 1;
+  (void)!::write(doneFd_, &one, sizeof one);
+}
+
+void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
+  const SocketAddress& target = config_.target;
+  int fd = ::socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  c.generation++;
+  c.retryAt = kNever;
+  c.connectStarted = now;
+  c.connectIntended = intended;
+  if (connectMode_) {
+    c.measuredCycle = tl_.byCount && intended >= tl_.measureStart;
+    if (c.measuredCycle) {
+      ++measuredIssued_;
+      ++owed_;
+    }
+  }
+  if (fd < 0) {
+    int err = errno;
+    c.fd = -1;
+    fail(c, ErrorCause::kOther, err, "socket", now);
+    return;
+  }
+  c.fd = fd;
+  c.state = ConnState::kConnecting;
+  if (!sources_.empty()) {
+    // The kernel picks the port at connect(), per 4-tuple, instead of at bind() per address.
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    const sockaddr_in& source = sources_[nextSource_];
+    if (++nextSource_ == sources_.size()) nextSource_ = 0;
+    if (::bind(fd, reinterpret_cast<const sockaddr*>(&source), sizeof source) != 0) {
+      int err = errno;
+      fail(c, causeOf(err), err, "bind", now);
+      return;
+    }
+  }
+  if (!connectMode_) setNoDelay(fd);
+  if (::connect(fd, target.get(), target.length) != 0 && errno != EINPROGRESS) {
+    int err = errno;
+    fail(c, causeOf(err), err, "connect", now);
+    return;
+  }
+  epoll_event ev{};
+  // Edge-triggered for the socket's whole life: no epoll_ctl(MOD) per request or per connect.
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+  ev.data.u64 = (uint64_t{c.generation} << 32) | slotOf(c);
+  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+    int err = errno;
+    fail(c, ErrorCause::kOther, err, "epoll_ctl", now);
+  }
+}
+
+void Worker::onEvent(uint64_t tag, uint32_t events) noexcept {
+  Conn& c = conns_[static_cast<uint32_t>(tag)];
+  if (c.fd < 0 || c.generation != static_cast<uint32_t>(tag >> 32)) return;
+  if (c.state == ConnState::kConnecting) {
+    Nanos now = monotonicNow();
+    now_ = now;
+    if (events & (EPOLLERR | EPOLLHUP)) {
+      int err = socketError(c.fd);
+      fail(c, err ? causeOf(err) : ErrorCause::kReset, err, "connect", now);
+      return;
+    }
+    if (!(events & EPOLLOUT)) return;
+    onConnected(c, now);
+    if (c.state != ConnState::kOpen) return;
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)) {
+    if (!readReplies(c, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0)) return;
+  }
+  if ((events & EPOLLOUT) && !c.out.empty()) flush(c);
+}
+
+void Worker::onConnected(Conn& c, Nanos now) noexcept {
+  c.state = ConnState::kOpen;
+  ++counters.connectionsAll;
+  bool count = connectMode_ && tl_.byCount ? c.measuredCycle : counting(now);
+  if (count) {
+    ++counters.connections;
+    histograms.connectLatency.record(static_cast<uint64_t>(now - c.connectIntended));
+    if (c.connectIntended != c.connectStarted) {
+      histograms.connectLatencyUncorrected.record(static_cast<uint64_t>(now - c.connectStarted));
+    }
+  }
+  if (connectMode_) {
+    issue(c, now, now);
+  } else if (paced_) {
+    pushFree(c);
+    return;
+  } else {
+    for (uint32_t i = 0; i < pipeline_ && mayIssue(now, now); ++i) issue(c, now, now);
+  }
+  flush(c);
+}
+
+bool Worker::readReplies(Conn& c, bool peerClosed) noexcept {
+  for (;;) {
+    ssize_t n = ::recv(c.fd, readBuffer_.data(), kReadSize, 0);
+    if (n > 0) {
+      Nanos now = monotonicNow();
+      now_ = now;
+      if (counting(now)) counters.bytesReceived += static_cast<uint64_t>(n);
+      if (!consume(c, readBuffer_.data(), static_cast<size_t>(n), now)) return false;
+      // A short read drained the socket, and data arriving after it raises a new edge. A FIN
+      // that came before this read raises none, so then read on until recv() reports it.
+      if (static_cast<size_t>(n) < kReadSize && !peerClosed) break;
+      continue;
+    }
+    if (n == 0) {
+      fail(c, ErrorCause::kEarlyEof, 0, "recv", now_);
+      return false;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    int err = errno;
+    fail(c, causeOf(err), err, "recv", now_);
+    return false;
+  }
+  return flush(c);
+}
+
+bool Worker::consume(Conn& c, const char* p, size_t n, Nanos now) noexcept {
+  while (n > 0) {
+    if (c.inflight == 0) return unsolicited(c, p, n, now);
+    const InFlight& f = ringAt(c, c.head);
+    const std::string_view expected = pool_.reply(f.message);
+    const size_t take = std::min(n, expected.size() - c.replyOffset);
+    if (!c.mismatched) [[likely]] {
+      if (std::memcmp(p, expected.data() + c.replyOffset, take) != 0) beginMismatch(c, expected);
+    }
+    if (c.capture) [[unlikely]] c.capture->append(p, take);
+    c.replyOffset += take;
+    p += take;
+    n -= take;
+    if (c.replyOffset == expected.size() && !completeReply(c, now)) return false;
+  }
+  return true;
+}
+
+bool Worker::completeReply(Conn& c, Nanos now) noexcept {
+  const InFlight f = ringAt(c, c.head);
+  if (++c.head == pipeline_) c.head = 0;
+  --c.inflight;
+  c.replyOffset = 0;
+  if (f.measured) --owed_;
+  if (c.mismatched) [[unlikely]] {
+    ++counters.mismatches;
+    reportMismatch(c, f);
+    resolveCycle(c);
+    releaseOwed(c);
+    closeConn(c, false);
+    // Framing may be lost after a wrong reply: replace the connection at once.
+    if (connectMode_) {
+      nextCycle(c, now);
+    } else {
+      startConnection(c, now, now);
+    }
+    return false;
+  }
+  lastProgress_ = now;
+  ++counters.completedAll;
+  const bool count = tl_.byCount ? (connectMode_ ? c.measuredCycle : f.measured) : counting(now);
+  if (count) {
+    ++counters.requests;
+    if (paced_ && !connectMode_) {
+      histograms.latency.record(static_cast<uint64_t>(now - f.intended));
+      histograms.latencyUncorrected.record(static_cast<uint64_t>(now - f.sent));
+    } else {
+      histograms.latency.record(static_cast<uint64_t>(now - f.sent));
+    }
+  }
+  if (connectMode_) {
+    resolveCycle(c);
+    closeConn(c, config_.close == CloseMode::kRst);
+    nextCycle(c, now);
+    return false;
+  }
+  if (paced_) {
+    pushFree(c);
+  } else if (mayIssue(now, now)) {
+    issue(c, now, now);
+  }
+  return true;
+}
+
+void Worker::issue(Conn& c, Nanos intended, Nanos now) noexcept {
+  uint32_t pos = c.head + c.inflight;
+  if (pos >= pipeline_) pos -= pipeline_;
+  InFlight& f = ringAt(c, pos);
+  f.message = c.nextMessage;
+  if (++c.nextMessage == pool_.size()) c.nextMessage = 0;
+  f.intended = intended;
+  f.sent = now;
+  f.measured = !connectMode_ && tl_.byCount && intended >= tl_.measureStart;
+  if (f.measured) {
+    ++measuredIssued_;
+    ++owed_;
+  }
+  ++c.inflight;
+  c.out.append(pool_.request(f.message));
+}
+
+bool Worker::flush(Conn& c) noexcept {
+  while (!c.out.empty()) {
+    ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      c.out.consume(static_cast<size_t>(n));
+      if (counting(now_)) counters.bytesSent += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;  // EPOLLOUT edge follows
+    int err = errno;
+    fail(c, causeOf(err), err, "send", now_);
+    return false;
+  }
+  return true;
+}
+
+void Worker::nextCycle(Conn& c, Nanos now) noexcept {
+  if (paced_) {
+    pushFree(c);
+  } else if (mayIssue(now, now)) {
+    startConnection(c, now, now);
+  }
+}
+
+void Worker::closeConn(Conn& c, bool reset) noexcept {
+  if (c.fd >= 0) {
+    if (reset) {
+      linger lin{1, 0};  // close() sends RST and skips TIME_WAIT
+      (void)setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
+    }
+    ::close(c.fd);  // also removes it from the epoll set: the fd is never duplicated
+  }
+  c.fd = -1;
+  c.state = ConnState::kIdle;
+  c.inflight = 0;
+  c.head = 0;
+  c.replyOffset = 0;
+  c.mismatched = false;
+  c.capture.reset();
+  c.out.clear();
+}
+
+void Worker::releaseOwed(Conn& c) noexcept {
+  for (uint32_t i = 0; i < c.inflight; ++i) {
+    uint32_t pos = c.head + i;
+    if (pos >= pipeline_) pos -= pipeline_;
+    if (ringAt(c, pos).measured) --owed_;
+  }
+}
+
+void Worker::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept {
+  ++counters.errors[static_cast<size_t>(cause)];
+  lastError_ = now;
+  if (console_.errorLinesLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
+    std::string line = std::string(toString(cause)) + ": " + what;
+    if (err) line += std::string(": ") + std::strerror(err);
+    if (c.inflight > 0) {
+      line += " (" + std::to_string(c.inflight) + " repl" + (c.inflight == 1 ? "y" : "ies") + " owed, " +
+              std::to_string(c.replyOffset) + " of " +
+              std::to_string(pool_.reply(ringAt(c, c.head).message).size()) + " bytes of the first received)";
+    } else if (cause == ErrorCause::kEarlyEof) {
+      line += " (the server closed a connection that owed no reply)";
+    }
+    describe(c, line);
+  } else {
+    console_.errorsElided.store(true, std::memory_order_relaxed);
+  }
+  releaseOwed(c);
+  resolveCycle(c);
+  closeConn(c, false);
+  scheduleRetry(c, now + kRetryDelay);
+}
+
+void Worker::scheduleRetry(Conn& c, Nanos at) noexcept {
+  c.retryAt = at;
+  nextRetry_ = std::min(nextRetry_, at);
+}
+
+void Worker::describe(const Conn& c, const std::string& what) noexcept {
+  std::lock_guard<std::mutex> lock(console_.mutex);
+  std::fprintf(stderr, "reverb-load: connection %d (thread %d): %s\n",
+               plan_.firstSlot + static_cast<int>(slotOf(c)), plan_.index, what.c_str());
+}
+
+void Worker::beginMismatch(Conn& c, std::string_view expected) noexcept {
+  c.mismatched = true;
+  if (console_.diffsLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
+    // Everything before this read matched, so the bytes received so far equal the expected prefix.
+    c.capture = std::make_unique<std::string>(expected.substr(0, c.replyOffset));
+  }
+}
+
+void Worker::reportMismatch(Conn& c, const InFlight& f) noexcept {
+  if (!c.capture) return;
+  std::string_view expected = pool_.reply(f.message);
+  std::string_view payload = pool_.payload(f.message);
+  std::string text = "mismatch: reply to a " + std::to_string(payload.size()) + "-byte payload [" +
+                     hexPreview(payload, 24) + "] differs from the expected " +
+                     std::to_string(expected.size()) + "-byte reply at byte " +
+                     std::to_string(firstDifference(expected, *c.capture)) + "\n" +
+                     formatHexDiff(expected, *c.capture);
+  if (!text.empty() && text.back() == '\n') text.pop_back();
+  describe(c, text);
+  c.capture.reset();
+}
+
+bool Worker::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept {
+  ++counters.mismatches;
+  if (console_.diffsLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
+    describe(c, "mismatch: " + std::to_string(n) + " bytes arrived with no request in flight [" +
+                    hexPreview(std::string_view(p, n), 24) + "]");
+  }
+  resolveCycle(c);
+  releaseOwed(c);
+  closeConn(c, false);
+  if (connectMode_) {
+    nextCycle(c, now);
+  } else {
+    startConnection(c, now, now);
+  }
+  return false;
+}
+
+void Worker::pushFree(Conn& c) noexcept {
+  if (c.inFreeList) return;
+  c.inFreeList = true;
+  size_t tail = freeHead_ + freeCount_;
+  if (tail >= free_.size()) tail -= free_.size();
+  free_[tail] = slotOf(c);
+  ++freeCount_;
+}
+
+Conn* Worker::popFree() noexcept {
+  while (freeCount_ > 0) {
+    Conn& c = conns_[free_[freeHead_]];
+    if (++freeHead_ == free_.size()) freeHead_ = 0;
+    --freeCount_;
+    c.inFreeList = false;
+    // Entries go stale when their connection failed or filled up since; those are dropped.
+    bool usable = connectMode_ ? (c.state == ConnState::kIdle && c.fd < 0 && c.retryAt == kNever)
+                               : (c.state == ConnState::kOpen && c.inflight < pipeline_);
+    if (usable) return &c;
+  }
+  return nullptr;
+}
+
+void Worker::pump(Nanos now) noexcept {
+  const uint64_t due = dueBy(now);
+  while (issued_ < due) {
+    const Nanos intended = intendedAt(issued_);
+    if (!mayIssue(now, intended)) break;
+    Conn* c = popFree();
+    if (c == nullptr) break;
+    ++issued_;
+    if (connectMode_) {
+      startConnection(*c, now, intended);
+      continue;
+    }
+    if (counting(now)) histograms.sendDelay.record(static_cast<uint64_t>(now - intended));
+    issue(*c, intended, now);
+    if (flush(*c) && c->inflight < pipeline_) pushFree(*c);
+  }
+}
+
+void Worker::sweep(Nanos now) noexcept {
+  nextSweep_ = now + kSweepInterval;
+  nextRetry_ = kNever;
+  const Nanos timeout = config_.timeout.count();
+  for (Conn& c : conns_) {
+    switch (c.state) {
+      case ConnState::kConnecting:
+        if (now - c.connectStarted > timeout) fail(c, ErrorCause::kTimeout, 0, "connect", now);
+        break;
+      case ConnState::kOpen:
+        if (c.inflight > 0 && now - ringAt(c, c.head).sent > timeout) {
+          fail(c, ErrorCause::kTimeout, 0, "no complete reply", now);
+        }
+        break;
+      case ConnState::kIdle:
+        break;
+    }
+    if (c.state == ConnState::kIdle && c.retryAt != kNever) {
+      if (c.retryAt <= now) {
+        c.retryAt = kNever;
+        if (connectMode_) {
+          nextCycle(c, now);
+        } else if (mayIssue(now, now)) {
+          startConnection(c, now, now);
+        }
+      } else {
+        nextRetry_ = std::min(nextRetry_, c.retryAt);
+      }
+    }
+  }
+}
+
+void Worker::publish() noexcept {
+  nextPublish_ = now_ + kPublishInterval;
+  std::lock_guard<std::mutex> lock(publishMutex_);
+  publishedCounters_ = counters;
+  publishedLatency_ = histograms.latency;  // same layout: copies into the existing allocation
+}
+
+Nanos Worker::nextWake(Nanos now) const noexcept {
+  Nanos wake = std::min({nextSweep_, nextRetry_, nextPublish_});
+  if (!tl_.byCount) wake = std::min(wake, tl_.measureEnd);
+  if (paced_ && freeCount_ > 0) wake = std::min(wake, intendedAt(issued_));
+  return std::max(wake, now);
+}
+
+// Waits up to `timeout` for a TCP connection to `target`; the run's first sign of a wrong target.
+Result<void> preflight(const SocketAddress& target, std::chrono::nanoseconds timeout) {
+  auto fd = connectTo(target);
+  if (!fd) return fd.error();
+  pollfd p{fd->get(), POLLOUT, 0};
+  int ms = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count());
+  int r = ::poll(&p, 1, std::max(ms, 1));
+  if (r == 0) return makeError(std::errc::timed_out, "connect to " + target.toString());
+  if (r < 0) return errnoError("poll");
+  int err = socketError(fd->get());
+  if (err != 0) {
+    return Error{std::error_code(err, std::system_category()), "connect to " + target.toString()};
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string_view toString(Mode mode) noexcept {
+  return mode == Mode::kConnect ? "connect" : "requests";
+}
+
+std::string_view toString(CloseMode close) noexcept { return close == CloseMode::kRst ? "rst" : "fin"; }
+
+std::string_view toString(ErrorCause cause) noexcept {
+  switch (cause) {
+    case ErrorCause::kRefused:
+      return "refused";
+    case ErrorCause::kReset:
+      return "reset";
+    case ErrorCause::kTimeout:
+      return "timeout";
+    case ErrorCause::kEarlyEof:
+      return "early_eof";
+    case ErrorCause::kNoPort:
+      return "no_port";
+    case ErrorCause::kOther:
+      return "other";
+  }
+  return "?";
+}
+
+uint64_t LoadCounters::errorTotal() const noexcept {
+  uint64_t sum = 0;
+  for (uint64_t e : errors) sum += e;
+  return sum;
+}
+
+void LoadCounters::add(const LoadCounters& o) noexcept {
+  requests += o.requests;
+  connections += o.connections;
+  bytesSent += o.bytesSent;
+  bytesReceived += o.bytesReceived;
+  mismatches += o.mismatches;
+  for (size_t i = 0; i < errors.size(); ++i) errors[i] += o.errors[i];
+  completedAll += o.completedAll;
+  connectionsAll += o.connectionsAll;
+}
+
+double LoadReport::requestsPerSecond() const noexcept {
+  return seconds > 0 ? static_cast<double>(counters.requests) / seconds : 0;
+}
+
+double LoadReport::connectionsPerSecond() const noexcept {
+  return seconds > 0 ? static_cast<double>(counters.connections) / seconds : 0;
+}
+
+double LoadReport::cpuMicrosPerRequest() const noexcept {
+  if (counters.requests == 0) return 0;
+  return (cpu.user + cpu.system) * 1e6 / static_cast<double>(counters.requests);
+}
+
+Result<void> validate(const LoadConfig& config, Framing framing) {
+  auto invalid = [](std::string why) { return makeError(std::errc::invalid_argument, std::move(why)); };
+  if (config.threads < 1) return invalid("--threads must be at least 1");
+  if (config.connections < 1) return invalid("--connections must be at least 1");
+  if (config.pipeline < 1) return invalid("--pipeline must be at least 1");
+  if (config.mode == Mode::kRequests && framing == Framing::kChunk && config.pipeline > 1) {
+    return invalid(
+        "--pipeline above 1 cannot be checked in chunk framing: requests sent back to back may "
+        "reach the server in one read and come back as one reversal; use line or length framing");
+  }
+  if (config.mode == Mode::kConnect && config.rate > 0) {
+    return invalid("--rate paces requests; in connect mode use --connect-rate");
+  }
+  if (config.mode == Mode::kRequests && config.connectRate > 0) {
+    return invalid("--connect-rate only applies to --mode connect");
+  }
+  if (config.rate < 0 || config.connectRate < 0) return invalid("rates cannot be negative");
+  if (config.sourceAddrs < 1 || config.sourceAddrs > 254) return invalid("--source-addrs must be 1 to 254");
+  if (config.sourceAddrs > 1) {
+    bool loopbackV4 = config.target.family() == AF_INET &&
+                      (ntohl(reinterpret_cast<const sockaddr_in*>(&config.target.storage)->sin_addr.s_addr) >> 24) == 127;
+    if (!loopbackV4) return invalid("--source-addrs needs an IPv4 loopback target (127.0.0.0/8)");
+  }
+  if (config.requests == 0 && config.duration.count() <= 0) return invalid("--duration must be positive");
+  if (config.timeout.count() <= 0) return invalid("--timeout must be positive");
+  if (config.warmup.count() < 0) return invalid("--warmup cannot be negative");
+  return {};
+}
+
+LoadRun::LoadRun(LoadConfig config, const MessagePool& pool)
+    : config_(std::move(config)), pool_(pool), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+LoadRun::~LoadRun() {
+  if (stopFd_ >= 0) ::close(stopFd_);
+}
+
+void LoadRun::stop() noexcept {
+  interrupted_.store(true, std::memory_order_relaxed);
+  uint64_t one = 1;
+  if (stopFd_ >= 0) (void)!::write(stopFd_, &one, sizeof one);
+}
+
+Result<LoadReport> LoadRun::run(ProgressSink* sink) {
+  if (stopFd_ < 0) return errnoError("eventfd");
+  if (auto ok = validate(config_, pool_.framing()); !ok) return ok.error();
+  if (config_.preflightConnect) {
+    if (auto ok = preflight(config_.target, config_.timeout); !ok) return ok.error();
+  }
+  UniqueFd doneFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!doneFd.valid()) return errnoError("eventfd");
+
+  const bool byCount = config_.requests > 0;
+  int threads = std::min(config_.threads, config_.connections);
+  if (byCount) threads = static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(threads), config_.requests));
+  const double totalRate = config_.mode == Mode::kConnect ? config_.connectRate : config_.rate;
+
+  Console console;
+  console.diffsLeft = config_.maxDiffs;
+  console.errorLinesLeft = config_.maxErrorLines;
+
+  Timeline tl;
+  tl.byCount = byCount;
+  tl.start = monotonicNow() + 1'000'000;  // a millisecond to get the threads going
+  tl.measureStart = tl.start + config_.warmup.count();
+  tl.measureEnd = byCount ? kNever : tl.measureStart + config_.duration.count();
+
+  std::vector<std::unique_ptr<Worker>> workers;
+  int slot = 0;
+  for (int t = 0; t < threads; ++t) {
+    ThreadPlan plan;
+    plan.index = t;
+    plan.slots = config_.connections / threads + (t < config_.connections % threads ? 1 : 0);
+    plan.firstSlot = slot;
+    slot += plan.slots;
+    if (byCount) {
+      plan.quota = config_.requests / static_cast<uint64_t>(threads) +
+                   (static_cast<uint64_t>(t) < config_.requests % static_cast<uint64_t>(threads) ? 1 : 0);
+    }
+    if (totalRate > 0) {
+      plan.rate = totalRate / threads;
+      plan.phase = static_cast<Nanos>(1e9 / totalRate * t);
+    }
+    workers.push_back(std::make_unique<Worker>(config_, pool_, plan, tl, stopFd_, doneFd.get(), console));
+  }
+
+  std::vector<std::thread> running;
+  auto stopAndJoin = [&] {
+    uint64_t one = 1;
+    (void)!::write(stopFd_, &one, sizeof one);
+    for (auto& th : running) th.join();
+  };
+  try {
+    for (auto& w : workers) running.emplace_back([&w] { w->run(); });
+  } catch (const std::system_error& e) {
+    stopAndJoin();
+    return Error{e.code(), "starting load threads"};
+  }
+
+  LoadReport report;
+  report.openLoop = config_.mode == Mode::kRequests && config_.rate > 0;
+  report.pacedConnects = config_.mode == Mode::kConnect && config_.connectRate > 0;
+  ProcessCpu cpuStart;
+  std::optional<MachineCpu> machineStart;
+  bool windowStarted = false;
+  Nanos windowEnd = 0;
+  int done = 0;
+  Nanos nextProgress = tl.start + config_.progressInterval.count();
+  Nanos lastProgressAt = tl.start;
+  uint64_t lastCompleted = 0;
+  uint64_t lastConnections = 0;
+  Histogram progressLatency;
+  pollfd fds[2] = {{stopFd_, POLLIN, 0}, {doneFd.get(), POLLIN, 0}};
+  for (;;) {
+    Nanos now = monotonicNow();
+    if (!windowStarted && now >= tl.measureStart) {
+      cpuStart = sampleProcessCpu();
+      machineStart = sampleMachineCpu();
+      windowStarted = true;
+    }
+    if (done == threads || interrupted_.load(std::memory_order_relaxed) || now >= tl.measureEnd) {
+      windowEnd = std::min(now, tl.measureEnd);
+      break;
+    }
+    if (sink != nullptr && now >= nextProgress) {
+      LoadCounters sum;
+      progressLatency.reset();
+      for (auto& w : workers) w->snapshot(sum, progressLatency);
+      Progress p;
+      double dt = static_cast<double>(now - lastProgressAt) / 1e9;
+      p.elapsed = static_cast<double>(now - tl.start) / 1e9;
+      p.warmup = now < tl.measureStart;
+      p.requestsPerSecond = dt > 0 ? static_cast<double>(sum.completedAll - lastCompleted) / dt : 0;
+      p.connectionsPerSecond = dt > 0 ? static_cast<double>(sum.connectionsAll - lastConnections) / dt : 0;
+      p.p99Nanos = progressLatency.valueAtPercentile(99.0);
+      p.errors = sum.errorTotal();
+      p.mismatches = sum.mismatches;
+      sink->onProgress(p);
+      lastCompleted = sum.completedAll;
+      lastConnections = sum.connectionsAll;
+      lastProgressAt = now;
+      while (nextProgress <= now) nextProgress += config_.progressInterval.count();
+    }
+    Nanos wake = std::min(windowStarted ? tl.measureEnd : tl.measureStart, sink ? nextProgress : kNever);
+    timespec ts = toTimespec(wake - now);
+    int r = ::ppoll(fds, 2, wake == kNever ? nullptr : &ts, nullptr);
+    if (r > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t finishedThreads = 0;
+      if (::read(doneFd.get(), &finishedThreads, sizeof finishedThreads) == sizeof finishedThreads) {
+        done += static_cast<int>(finishedThreads);
+      }
+    }
+  }
+  ProcessCpu cpuEnd = sampleProcessCpu();
+  std::optional<MachineCpu> machineEnd = sampleMachineCpu();
+  stopAndJoin();
+
+  for (auto& w : workers) {
+    if (w->failure) return *w->failure;
+  }
+  Nanos lastFinish = 0;
+  for (auto& w : workers) {
+    report.counters.add(w->counters);
+    report.latency.merge(w->histograms.latency);
+    report.latencyUncorrected.merge(w->histograms.latencyUncorrected);
+    report.sendDelay.merge(w->histograms.sendDelay);
+    report.connectLatency.merge(w->histograms.connectLatency);
+    report.connectLatencyUncorrected.merge(w->histograms.connectLatencyUncorrected);
+    report.backlogAtEnd += w->backlogAtEnd;
+    report.stalled = report.stalled || w->stalled;
+    lastFinish = std::max(lastFinish, w->finishedAt);
+  }
+  if (byCount && done == threads) windowEnd = std::min(windowEnd, lastFinish);
+  report.interrupted = interrupted_.load(std::memory_order_relaxed);
+  report.seconds = windowStarted ? std::max<double>(0, static_cast<double>(windowEnd - tl.measureStart) / 1e9) : 0;
+  if (windowStarted) {
+    report.cpu.user = cpuEnd.user - cpuStart.user;
+    report.cpu.system = cpuEnd.system - cpuStart.system;
+    if (machineStart && machineEnd && machineEnd->total > machineStart->total) {
+      report.machineBusy = static_cast<double>(machineEnd->busy - machineStart->busy) /
+                           static_cast<double>(machineEnd->total - machineStart->total);
+    }
+  }
+  if (console.errorsElided.load()) {
+    std::fprintf(stderr, "reverb-load: further errors were counted but not described (--max-errors)\n");
+  }
+  return report;
+}
+
+}  // namespace reverb::load
