@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 
-namespace reverb::load {
+namespace reverb {
 namespace {
 
 constexpr size_t kRow = 16;
@@ -83,4 +83,4 @@ std::string hexPreview(std::string_view s, size_t maxBytes) {
   return out;
 }
 
-}  // namespace reverb::load
+}  // namespace reverb

@@ -1,11 +1,12 @@
-// Hex diff: how reverb-load shows a reply that is not the one expected. Pure; thread-safe.
+// Hex formatting: how a reply that is not the one expected is shown (reverb-load, the tests).
+// Pure; thread-safe.
 #pragma once
 
 #include <cstddef>
 #include <string>
 #include <string_view>
 
-namespace reverb::load {
+namespace reverb {
 
 // Index of the first byte where a and b differ, or min(a.size(), b.size()) when one is a prefix
 // of the other (equal strings give their common size).
@@ -19,4 +20,4 @@ std::string formatHexDiff(std::string_view expected, std::string_view actual, si
 // One line of hex for up to maxBytes bytes of s ("68 65 6c ..."), with "..." when cut.
 std::string hexPreview(std::string_view s, size_t maxBytes = 32);
 
-}  // namespace reverb::load
+}  // namespace reverb

@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-namespace reverb::load {
+namespace reverb {
 namespace {
 
 TEST(HexDiffTest, FirstDifference) {
@@ -49,4 +49,4 @@ TEST(HexDiffTest, Preview) {
 }
 
 }  // namespace
-}  // namespace reverb::load
+}  // namespace reverb

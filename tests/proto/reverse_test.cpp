@@ -25,7 +25,7 @@ namespace {
 using namespace std::string_literals;
 
 // Every byte as hex, so that a failed comparison shows where two byte strings differ.
-std::string hex(std::string_view s) { return load::hexPreview(s, s.size()); }
+std::string hex(std::string_view s) { return hexPreview(s, s.size()); }
 
 bool isValidUtf8(std::string_view s) {
   const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());

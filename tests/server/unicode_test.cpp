@@ -23,7 +23,7 @@ struct Case {
 };
 
 // Every byte as hex, so that a failed comparison shows where two byte strings differ.
-std::string hex(std::string_view s) { return load::hexPreview(s, s.size()); }
+std::string hex(std::string_view s) { return hexPreview(s, s.size()); }
 
 const std::vector<Case>& cases() {
   static const std::vector<Case> table = {
