@@ -1,11 +1,9 @@
 #include "support/server_process.h"
 
-#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,40 +21,21 @@ std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
     ADD_FAILURE() << "REVERBD is not set: run this test through meson test";
     return nullptr;
   }
-  std::vector<std::string> args = {path};
+  SpawnOptions spawn{path, {}, options.fileLimit};
   bool hasListen = std::find(options.args.begin(), options.args.end(), "--listen") !=
                    options.args.end();
-  if (!hasListen && options.addListen) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
-  args.insert(args.end(), options.args.begin(), options.args.end());
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  int pipeFds[2];
-  if (::pipe2(pipeFds, O_CLOEXEC) != 0) {
-    ADD_FAILURE() << "pipe2: " << std::strerror(errno);
+  if (!hasListen && options.addListen) spawn.args = {"--listen", "127.0.0.1:0"};
+  spawn.args.insert(spawn.args.end(), options.args.begin(), options.args.end());
+  auto child = ChildProcess::spawn(spawn);
+  if (!child) {
+    ADD_FAILURE() << child.error().message();
     return nullptr;
   }
-  std::unique_ptr<ServerProcess> server(new ServerProcess());
-  rlimit files{static_cast<rlim_t>(options.fileLimit), static_cast<rlim_t>(options.fileLimit)};
-  server->pid_ = ::fork();
-  if (server->pid_ == 0) {
-    // Child: only async-signal-safe calls until exec.
-    ::dup2(pipeFds[1], STDERR_FILENO);
-    if (options.fileLimit > 0) ::setrlimit(RLIMIT_NOFILE, &files);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
-    ::_exit(127);
-  }
-  ::close(pipeFds[1]);
-  if (server->pid_ < 0) {
-    ::close(pipeFds[0]);
-    ADD_FAILURE() << "fork: " << std::strerror(errno);
-    return nullptr;
-  }
-  server->reader_ = std::thread([s = server.get(), fd = pipeFds[0]] { s->readStderr(fd); });
+  std::unique_ptr<ServerProcess> server(new ServerProcess(std::move(*child)));
+  server->reader_ = std::thread([s = server.get(), out = server->child_.takeStdout(),
+                                 err = server->child_.takeStderr()]() mutable {
+    s->readOutput(std::move(out), std::move(err));
+  });
   if (!options.waitReady) return server;
 
   if (!server->waitForStderr("ready: listening on ", std::chrono::seconds(20))) {
@@ -89,13 +68,10 @@ std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
 }
 
 ServerProcess::~ServerProcess() {
-  if (pid_ > 0 && !exited_) {
+  if (!child_.reaped()) {
     // A graceful stop first, so sanitizers get to report leaks and races at exit.
-    ::kill(pid_, SIGTERM);
-    if (waitExit(std::chrono::seconds(10)) < 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status_, 0);
-    }
+    child_.signal(SIGTERM);
+    if (!child_.wait(std::chrono::seconds(10))) child_.kill();
   }
   if (reader_.joinable()) reader_.join();
   // A sanitizer report from reverbd fails the test that ran it.
@@ -104,27 +80,38 @@ ServerProcess::~ServerProcess() {
   }
 }
 
-void ServerProcess::readStderr(int fd) {
-  char buffer[4096];
-  for (;;) {
-    ssize_t n = ::read(fd, buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    std::lock_guard lock(mu_);
-    if (n <= 0) {
-      stderrClosed_ = true;
-      changed_.notify_all();
+void ServerProcess::readOutput(UniqueFd out, UniqueFd err) {
+  pollfd fds[2] = {{out.get(), POLLIN, 0}, {err.get(), POLLIN, 0}};
+  std::string* sinks[2] = {&stdout_, &stderr_};
+  while (fds[0].fd >= 0 || fds[1].fd >= 0) {
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      ADD_FAILURE() << "poll on reverbd's output: " << std::strerror(errno);
       break;
     }
-    stderr_.append(buffer, static_cast<size_t>(n));
-    changed_.notify_all();
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      char buffer[4096];
+      ssize_t n = ::read(fds[i].fd, buffer, sizeof buffer);
+      if (n < 0 && errno == EINTR) continue;
+      std::lock_guard lock(mu_);
+      if (n <= 0) {
+        fds[i].fd = -1;
+      } else {
+        sinks[i]->append(buffer, static_cast<size_t>(n));
+      }
+      changed_.notify_all();
+    }
   }
-  ::close(fd);
+  std::lock_guard lock(mu_);
+  outputClosed_ = true;
+  changed_.notify_all();
 }
 
 bool ServerProcess::waitForStderr(std::string_view text, std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   return changed_.wait_for(lock, timeout, [&] {
-    return stderr_.find(text) != std::string::npos || stderrClosed_;
+    return stderr_.find(text) != std::string::npos || outputClosed_;
   }) && stderr_.find(text) != std::string::npos;
 }
 
@@ -133,25 +120,25 @@ std::string ServerProcess::stderrText() {
   return stderr_;
 }
 
-void ServerProcess::signal(int sig) const { ::kill(pid_, sig); }
+std::string ServerProcess::stdoutText() {
+  std::lock_guard lock(mu_);
+  return stdout_;
+}
+
+void ServerProcess::signal(int sig) const { child_.signal(sig); }
 
 int ServerProcess::waitExit(std::chrono::milliseconds timeout) {
-  if (!exited_) {
-    // The child closes stderr when it exits; wait for that event, then reap.
-    {
-      std::unique_lock lock(mu_);
-      if (!changed_.wait_for(lock, timeout, [&] { return stderrClosed_; })) return -1;
-    }
-    ::waitpid(pid_, &status_, 0);
-    exited_ = true;
-  }
-  if (WIFEXITED(status_)) return WEXITSTATUS(status_);
-  if (WIFSIGNALED(status_)) return 128 + WTERMSIG(status_);
-  return -1;
+  const auto end = std::chrono::steady_clock::now() + timeout;
+  std::optional<ExitStatus> status = child_.wait(timeout);
+  if (!status) return -1;
+  // Exit first, then the end of its output, so stderrText() holds all of it when this returns.
+  std::unique_lock lock(mu_);
+  if (!changed_.wait_until(lock, end, [&] { return outputClosed_; })) return -1;
+  return status->shellCode();
 }
 
 long ServerProcess::cpuTicks() const {
-  std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+  std::ifstream stat("/proc/" + std::to_string(child_.pid()) + "/stat");
   std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   // Fields after the command name (which may hold spaces) start after the last ')'.
   std::istringstream fields(content.substr(content.rfind(')') + 2));

@@ -1,6 +1,7 @@
 // Test support: a real reverbd child process, and blocking loopback clients to talk to it.
-// ServerProcess owns the child: it is killed (SIGKILL) and reaped when the object goes, if it has
-// not exited already. Threading: one test thread; a private thread drains the child's stderr.
+// ServerProcess owns the child (a ChildProcess, support/process.h): when the object goes, a child
+// still running gets SIGTERM, then SIGKILL after 10 s, and is reaped.
+// Threading: one test thread; a private thread drains the child's stdout and stderr.
 #pragma once
 
 #include <sys/types.h>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "base/net.h"
+#include "support/process.h"
 
 namespace reverb::testing {
 
@@ -35,35 +37,35 @@ class ServerProcess {
   }
   ~ServerProcess();
 
-  pid_t pid() const noexcept { return pid_; }
+  pid_t pid() const noexcept { return child_.pid(); }
   // The first address of the ready line.
   const SocketAddress& address() const noexcept { return address_; }
   const std::vector<SocketAddress>& addresses() const noexcept { return addresses_; }
 
   void signal(int sig) const;
-  // Waits up to `timeout` for the child to exit; returns its exit status, 128 + signal if a signal
-  // killed it, or -1 on timeout.
+  // Waits up to `timeout` for the child to exit and for the end of its stderr; returns its exit
+  // status, 128 + signal if a signal killed it, or -1 on timeout.
   int waitExit(std::chrono::milliseconds timeout);
   // Waits up to `timeout` until stderr contains `text`.
   bool waitForStderr(std::string_view text, std::chrono::milliseconds timeout);
   std::string stderrText();
+  std::string stdoutText();
   // User + system CPU time the child has used, in clock ticks, from /proc.
   long cpuTicks() const;
 
  private:
-  ServerProcess() = default;
-  void readStderr(int fd);
+  explicit ServerProcess(ChildProcess child) : child_(std::move(child)) {}
+  void readOutput(UniqueFd out, UniqueFd err);
 
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int status_ = 0;
+  ChildProcess child_;
   SocketAddress address_;
   std::vector<SocketAddress> addresses_;
   std::thread reader_;
   std::mutex mu_;
   std::condition_variable changed_;
+  std::string stdout_;  // guarded by mu_
   std::string stderr_;  // guarded by mu_
-  bool stderrClosed_ = false;
+  bool outputClosed_ = false;  // guarded by mu_: EOF on both pipes
 };
 
 // A blocking TCP connection with a 20 s receive timeout, so a broken server fails a test instead
