@@ -1,6 +1,6 @@
 // ToolProcess: runs a command-line tool (reverb-load) to completion as a child process and
 // collects its exit status, stdout and stderr; kills it (by its PID) if it outlives a deadline.
-// Threading: any one thread; no shared state.
+// Built on ChildProcess (support/process.h). Threading: any one thread; no shared state.
 #pragma once
 
 #include <chrono>
