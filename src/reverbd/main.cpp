@@ -4,13 +4,19 @@
 // usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
 //                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|epoll]
 //                [--log-level LEVEL] [--drain-timeout SECONDS] [--config FILE] [--version]
+//        reverbd --list-backends
 //
 // With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing.
 // It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
 // framing=... unit=..." once it accepts connections. SIGINT/SIGTERM drain: stop accepting, answer
 // every request already received, close, exit 0; a second signal exits at once with status 1.
 // SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
-// Exit status: 0 after a drain, 1 when start-up fails, 2 for bad usage.
+// Exit status: 0 after a drain, 1 when start-up fails or the event loop meets an impossible error,
+// 2 for bad usage.
+//
+// --list-backends prints one line per I/O backend this build has, in preference order, to stdout,
+// and exits 0: "NAME: available" or "NAME: unavailable (REASON)". Scripts (the benchmark harness)
+// parse the lines matching ^(\w+): available$, so that form is a contract.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -24,6 +30,7 @@
 #include <thread>
 
 #include "base/net.h"
+#include "server/backends/backends.h"
 #include "server/server.h"
 
 namespace {
@@ -39,6 +46,14 @@ CLI::Validator namedBy(Parse parse, std::string what) {
         return parse(value) ? std::string() : "unknown " + what + " '" + value + "'";
       },
       what);
+}
+
+// "auto (the first available of: epoll) or one of: epoll", from the backend registry.
+std::string backendHelp() {
+  std::vector<std::string_view> names;
+  for (const reverb::BackendInfo& b : reverb::availableBackends()) names.push_back(b.name);
+  std::string list = fmt::format("{}", fmt::join(names, ", "));
+  return "I/O backend: auto (the first available of: " + list + ") or one of: " + list;
 }
 
 // Blocks SIGINT and SIGTERM in every thread (call before starting any) so that only the signal
@@ -88,6 +103,7 @@ int main(int argc, char** argv) {
   std::string backend = "auto";
   std::string logLevel = "info";
   double drainSeconds = 5.0;
+  bool listBackends = false;
 
   CLI::App app("reverbd: a TCP server that reverses what clients send it.", "reverbd");
   app.set_version_flag("--version", REVERB_VERSION);
@@ -117,9 +133,12 @@ int main(int argc, char** argv) {
                  "Longest frame in length framing, in bytes; longer closes the connection")
       ->capture_default_str()
       ->check(CLI::Range(size_t{0}, size_t{1} << 30));
-  app.add_option("--backend", backend, "I/O backend: auto or epoll")
+  app.add_option("--backend", backend, backendHelp())
       ->capture_default_str()
       ->check(namedBy(reverb::parseBackend, "backend"));
+  app.add_flag("--list-backends", listBackends,
+               "Print each I/O backend this build has and whether this kernel can run it, then "
+               "exit");
   app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
@@ -134,6 +153,17 @@ int main(int argc, char** argv) {
     if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
     std::fprintf(stderr, "reverbd: %s (see reverbd --help)\n", e.what());
     return 2;
+  }
+
+  if (listBackends) {
+    for (const reverb::BackendInfo& b : reverb::availableBackends()) {
+      if (b.available) {
+        std::printf("%s: available\n", std::string(b.name).c_str());
+      } else {
+        std::printf("%s: unavailable (%s)\n", std::string(b.name).c_str(), b.reason.c_str());
+      }
+    }
+    return 0;
   }
 
   config.protocol.framing = *reverb::parseFraming(framing);

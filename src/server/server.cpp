@@ -4,27 +4,11 @@
 
 #include <thread>
 
-#include "server/backends/epoll.h"
+#include "server/backends/backends.h"
 #include "server/reactor.h"
 #include "server/worker_pool.h"
 
 namespace reverb {
-
-std::string_view toString(BackendKind kind) noexcept {
-  switch (kind) {
-    case BackendKind::kAuto:
-      return "auto";
-    case BackendKind::kEpoll:
-      return "epoll";
-  }
-  return "?";
-}
-
-std::optional<BackendKind> parseBackend(std::string_view name) noexcept {
-  if (name == "auto") return BackendKind::kAuto;
-  if (name == "epoll") return BackendKind::kEpoll;
-  return std::nullopt;
-}
 
 Server::Server(const ServerConfig& config) : config_(config) {}
 
@@ -68,8 +52,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
     listeners.push_back(std::move(*fd));
   }
 
-  // Only epoll exists so far; kAuto will prefer io_uring once it does and fall back to this.
-  auto backend = EpollBackend::create();
+  auto backend = makeBackend(config.backend);
   if (!backend) return backend.error();
 
   server->reactor_ = std::make_unique<Reactor>(std::move(*backend), std::move(listeners),

@@ -12,6 +12,7 @@
 
 #include "base/net.h"
 #include "base/result.h"
+#include "server/backends/backends.h"
 #include "server/connection.h"
 #include "server/job_queue.h"
 #include "server/stats.h"
@@ -21,24 +22,21 @@ namespace reverb {
 class Reactor;
 class WorkerPool;
 
-enum class BackendKind : uint8_t { kAuto, kEpoll };
-std::string_view toString(BackendKind kind) noexcept;
-std::optional<BackendKind> parseBackend(std::string_view name) noexcept;
-
 struct ServerConfig {
   // Empty: port 2002 on every interface, IPv4 and IPv6 (IPv6 skipped where the host has none).
   std::vector<std::string> listen;
   size_t workers = 0;  // 0: one per online CPU
   ProtocolConfig protocol;
-  BackendKind backend = BackendKind::kAuto;
+  BackendKind backend = BackendKind::kAuto;  // obeyed: see makeBackend()
   std::chrono::milliseconds drainTimeout{5000};
   int backlog = 4096;  // the kernel caps it at net.core.somaxconn
 };
 
 class Server {
  public:
-  // Binds every listener and prepares the backend; the workers start here too. Fails with a
-  // sentence naming what could not be done ("bind 0.0.0.0:2002: Address already in use").
+  // Binds every listener and makes the backend config.backend names (through makeBackend); the
+  // workers start here too. Fails with a sentence naming what could not be done ("bind
+  // 0.0.0.0:2002: Address already in use", or why the chosen backend cannot run here).
   static Result<std::unique_ptr<Server>> create(const ServerConfig& config);
   ~Server();
 

@@ -9,12 +9,15 @@
 #include <cstring>
 #include <fstream>
 #include <random>
+#include <regex>
+#include <sstream>
 #include <thread>
 #include <string>
 #include <vector>
 
 #include "proto/framing.h"
 #include "support/server_process.h"
+#include "support/tool_process.h"
 
 namespace reverb::testing {
 namespace {
@@ -453,6 +456,35 @@ TEST(ServerTest, VersionAndHelpExitZero) {
     ASSERT_TRUE(server);
     EXPECT_EQ(server->waitExit(20s), 0) << flag;
   }
+}
+
+// The benchmark harness parses `reverbd --list-backends` (lines matching ^(\w+): available$), so
+// every line must keep one of the two documented forms.
+TEST(ServerTest, ListBackendsShowsEpollAvailable) {
+  ToolResult listed = runTool(envOr("REVERBD"), {"--list-backends"}, std::chrono::seconds(20));
+  ASSERT_EQ(listed.exitCode, 0) << listed.err;
+  const std::regex available(R"(^(\w+): available$)");
+  const std::regex unavailable(R"(^(\w+): unavailable \(.+\)$)");
+  std::istringstream lines(listed.out);
+  std::vector<std::string> names;
+  for (std::string line; std::getline(lines, line);) {
+    std::smatch m;
+    if (std::regex_match(line, m, available)) {
+      names.push_back(m[1]);
+    } else {
+      EXPECT_TRUE(std::regex_match(line, unavailable)) << "not in the documented form: " << line;
+    }
+  }
+  EXPECT_NE(std::find(names.begin(), names.end(), "epoll"), names.end()) << listed.out;
+}
+
+TEST(ServerTest, BackendFlagIsObeyed) {
+  auto server = ServerProcess::start({"--backend", "epoll"});
+  ASSERT_TRUE(server);
+  EXPECT_TRUE(server->waitForStderr(" backend=epoll ", 1s)) << server->stderrText();
+  UniqueFd fd = connectBlocking(server->address());
+  sendAll(fd.get(), "epoll");
+  EXPECT_EQ(recvExactly(fd.get(), 5), "llope");
 }
 
 TEST(ServerTest, BindFailureSaysWhatAndExits1) {
