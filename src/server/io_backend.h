@@ -34,7 +34,8 @@ class IoEvents {
   virtual void onData(Connection& c, std::string_view bytes) noexcept = 0;
   // The peer shut down its write side: no more bytes will come.
   virtual void onEof(Connection& c) noexcept = 0;
-  // Receiving failed (ECONNRESET, ETIMEDOUT, ...): the connection is dead.
+  // Receiving failed (ECONNRESET, ETIMEDOUT, ...), or the backend can no longer watch c (a failed
+  // re-arm): the connection is dead.
   virtual void onError(Connection& c, int error) noexcept = 0;
   // After wantWritable(c): c's socket can take more bytes.
   virtual void onWritable(Connection& c) noexcept = 0;
@@ -55,7 +56,9 @@ class IoBackend {
 
   // Starts accepting on a listening socket (borrowed). Fails only on resource exhaustion.
   virtual Result<void> addListener(int fd) = 0;
-  // Stops or restarts accepting on every listener (EMFILE back-off, drain).
+  // Stops or restarts accepting on every listener (EMFILE back-off, drain). A failure here cannot
+  // happen short of a bug, and would leave the server deaf (or spinning): the next poll() returns
+  // it as an error.
   virtual void setAccepting(bool on) noexcept = 0;
   // Accepts, through onAccept, the connections already waiting in the listeners' backlogs (at most
   // `limit` per listener): the drain serves the clients the kernel has already admitted.
@@ -74,8 +77,10 @@ class IoBackend {
   // Asks for one onWritable(c) once c's socket can take more bytes (possibly at once).
   virtual void wantWritable(Connection& c) noexcept = 0;
 
-  // Waits up to timeoutMs (-1: no limit) for events and dispatches them to `events`.
-  virtual void poll(IoEvents& events, int timeoutMs) noexcept = 0;
+  // Waits up to timeoutMs (-1: no limit) for events and dispatches them to `events`. Returns an
+  // error only when the loop cannot go on (the wait itself failed, or a listener could not be
+  // watched again); the error is logged already, and the caller ends the loop.
+  virtual Result<void> poll(IoEvents& events, int timeoutMs) noexcept = 0;
   // Thread-safe: makes a poll() in progress (or the next one) return and call onWake().
   virtual void wake() noexcept = 0;
 };

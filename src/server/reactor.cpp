@@ -49,7 +49,8 @@ Result<void> Reactor::run() {
       std::lock_guard lock(requestsMu_);
       if (!requests_.empty() || (stopRequested_.load() && !draining_)) timeoutMs = 0;
     }
-    backend_->poll(*this, timeoutMs);
+    // The backend has logged why; the loop ends and the server with it (reverbd exits 1).
+    if (auto polled = backend_->poll(*this, timeoutMs); !polled) return polled.error();
     runRequests();
     if (stopRequested_.load() && !draining_) beginDrain();
     runTimers(Clock::now());

@@ -37,7 +37,9 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   std::string_view backendName() const noexcept { return backend_->name(); }
 
   // Runs the loop until stop() was called and every connection is closed (or force-closed at the
-  // drain timeout). Returns an error only if a listener cannot be watched at start.
+  // drain timeout). Returns an error if a listener cannot be watched at start, or if the backend
+  // meets an error that leaves the loop unable to go on (see IoBackend::poll); connections still
+  // open are then abandoned to the destructor.
   Result<void> run();
 
   // Thread-safe: stop accepting, answer what was received, close, return from run().

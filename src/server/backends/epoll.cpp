@@ -1,5 +1,6 @@
 #include "server/backends/epoll.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -7,6 +8,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
+#include <utility>
 
 #include "server/connection.h"
 
@@ -68,7 +71,13 @@ void EpollBackend::setAccepting(bool on) noexcept {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = pack(Tag::kListener, fd);
-    (void)::epoll_ctl(epoll_.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev);
+    if (::epoll_ctl(epoll_.get(), on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) != 0 && !fatal_) {
+      // A listener left out would stop the server accepting for good, silently; one left in
+      // while paused is level-triggered and would make the loop spin. Neither may go unnoticed.
+      fatal_ = errnoError(on ? "epoll_ctl(ADD) of a listener after an accept pause"
+                             : "epoll_ctl(DEL) of a listener for an accept pause");
+      spdlog::critical("{}: ending the event loop", fatal_->message());
+    }
   }
 }
 
@@ -97,26 +106,46 @@ void EpollBackend::removeConnection(Connection& c, bool fdClosesNow) noexcept {
   if (!fdClosesNow) (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd(), nullptr);
 }
 
-void EpollBackend::rearm(int fd) noexcept {
+void EpollBackend::rearm(Slot& slot, int fd) noexcept {
   // MOD re-evaluates readiness, so an edge that came while we were not listening is reported now.
   epoll_event ev{};
   ev.events = kConnectionEvents;
   ev.data.u64 = pack(Tag::kConnection, fd);
-  (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev);
+  if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, fd, &ev) == 0 || slot.failed != 0) return;
+  // The connection would wait forever for an event that never comes. Close it as a dead one; the
+  // report waits for the next poll() because the caller may be in the middle of using it.
+  const int error = errno;
+  spdlog::error("epoll_ctl(MOD) for {}: {}; closing the connection",
+                slot.connection->peerName(), std::strerror(error));
+  slot.reading = false;
+  slot.wantWritable = false;
+  slot.failed = error;
+  failedFds_.push_back(fd);
+}
+
+void EpollBackend::reportFailures(IoEvents& events) noexcept {
+  // By index: onError may not add failures (it only closes), but stay safe if it ever does.
+  for (size_t i = 0; i < failedFds_.size(); ++i) {
+    Slot* slot = slotFor(failedFds_[i]);
+    if (slot == nullptr || slot->failed == 0) continue;  // closed (and maybe reused) meanwhile
+    const int error = std::exchange(slot->failed, 0);
+    events.onError(*slot->connection, error);
+  }
+  failedFds_.clear();
 }
 
 void EpollBackend::setReading(Connection& c, bool on) noexcept {
   Slot* slot = slotFor(c.fd());
-  if (slot == nullptr || slot->reading == on) return;
+  if (slot == nullptr || slot->reading == on || slot->failed != 0) return;
   slot->reading = on;
-  if (on) rearm(c.fd());
+  if (on) rearm(*slot, c.fd());
 }
 
 void EpollBackend::wantWritable(Connection& c) noexcept {
   Slot* slot = slotFor(c.fd());
-  if (slot == nullptr) return;
+  if (slot == nullptr || slot->failed != 0) return;
   slot->wantWritable = true;
-  rearm(c.fd());
+  rearm(*slot, c.fd());
 }
 
 void EpollBackend::finishReading(IoEvents& events, Connection& c) noexcept {
@@ -189,9 +218,20 @@ void EpollBackend::acceptAll(IoEvents& events, int listenFd, int limit) noexcept
   }
 }
 
-void EpollBackend::poll(IoEvents& events, int timeoutMs) noexcept {
+Result<void> EpollBackend::poll(IoEvents& events, int timeoutMs) noexcept {
+  if (fatal_) return *fatal_;
+  // A failure waiting to be reported must not wait for an unrelated event.
+  if (!failedFds_.empty()) timeoutMs = 0;
   int n = ::epoll_wait(epoll_.get(), events_.data(), kMaxEvents, timeoutMs);
+  if (n < 0 && errno != EINTR) {
+    // EBADF, EFAULT, EINVAL: a bug, not a load condition. Retrying would fail again at once and
+    // spin the reactor at 100% CPU while serving nobody.
+    fatal_ = errnoError("epoll_wait");
+    spdlog::critical("{}: ending the event loop", fatal_->message());
+    return *fatal_;
+  }
   events.onPolled();
+  if (!failedFds_.empty()) reportFailures(events);
   for (int i = 0; i < n; ++i) {
     const uint32_t mask = events_[i].events;
     const auto tag = static_cast<Tag>(events_[i].data.u64 >> 32);
@@ -228,6 +268,7 @@ void EpollBackend::poll(IoEvents& events, int timeoutMs) noexcept {
       }
     }
   }
+  return {};
 }
 
 void EpollBackend::wake() noexcept {

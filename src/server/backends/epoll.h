@@ -7,6 +7,12 @@
 // EPOLL_CTL_MOD happens only to resume a paused connection or to ask for writability after a
 // short send, because MOD re-checks readiness and so cannot miss an edge that already passed.
 //
+// Errors that "cannot happen" are loud, never dropped (Redis's ae_epoll.c panics on them): an
+// epoll_wait failure other than EINTR, or a listener that cannot be added back after an accept
+// pause, is logged as critical and returned by poll(), which ends the loop (reverbd exits 1); a
+// failed MOD for one connection is logged and reported through onError on the next poll(), so
+// that connection is closed like any other dead one.
+//
 // Threading: loop-thread only, except wake(). Owns the epoll fd, the eventfd and the read buffer;
 // borrows listeners and connections.
 #pragma once
@@ -14,6 +20,7 @@
 #include <sys/epoll.h>
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "server/io_backend.h"
@@ -34,7 +41,7 @@ class EpollBackend final : public IoBackend {
   void setReading(Connection& c, bool on) noexcept override;
   void finishReading(IoEvents& events, Connection& c) noexcept override;
   void wantWritable(Connection& c) noexcept override;
-  void poll(IoEvents& events, int timeoutMs) noexcept override;
+  Result<void> poll(IoEvents& events, int timeoutMs) noexcept override;
   void wake() noexcept override;
 
  private:
@@ -42,6 +49,7 @@ class EpollBackend final : public IoBackend {
     Connection* connection = nullptr;  // borrowed; null when the fd is not a live connection
     bool reading = true;
     bool wantWritable = false;
+    int failed = 0;  // errno of a failed re-arm, reported through onError by the next poll()
   };
 
   EpollBackend(UniqueFd epoll, UniqueFd wakeFd);
@@ -49,13 +57,17 @@ class EpollBackend final : public IoBackend {
   // Accepts up to `limit` connections from one listener; stops at EAGAIN or an error.
   void acceptAll(IoEvents& events, int listenFd, int limit) noexcept;
   void readAll(IoEvents& events, int fd, bool peerClosed) noexcept;
-  void rearm(int fd) noexcept;
+  void rearm(Slot& slot, int fd) noexcept;
+  // Calls onError for the connections whose re-arm failed since the last poll().
+  void reportFailures(IoEvents& events) noexcept;
 
   UniqueFd epoll_;
   UniqueFd wakeFd_;
   std::vector<int> listeners_;
   bool accepting_ = true;
   std::vector<Slot> slots_;  // indexed by fd
+  std::vector<int> failedFds_;  // fds whose Slot::failed is set
+  std::optional<Error> fatal_;  // the loop must end: returned by the next poll()
   std::vector<epoll_event> events_;
   std::unique_ptr<char[]> readBuffer_;
 };
