@@ -30,6 +30,7 @@ std::string Connection::peerName() const {
 }
 
 Connection::Delivery Connection::deliver(std::string_view bytes) {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
   std::lock_guard lock(mu_);
   if (aborted_) return d;
@@ -40,6 +41,7 @@ Connection::Delivery Connection::deliver(std::string_view bytes) {
 }
 
 Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
   std::lock_guard lock(mu_);
   if (aborted_ || eof_) return d;
@@ -56,6 +58,7 @@ Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
 }
 
 bool Connection::markWritable() noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   std::lock_guard lock(mu_);
   if (aborted_) return false;
   writable_ = true;
@@ -65,6 +68,7 @@ bool Connection::markWritable() noexcept {
 }
 
 void Connection::abort(bool shutdownSocket) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   std::lock_guard lock(mu_);
   aborted_ = true;
   inbox_.clear();

@@ -4,8 +4,9 @@
 // the main reference; a job in the queue or a worker running the strand holds another.
 //
 // Threading: two sides meet under one small mutex.
-//  - Reactor side (loop thread only): deliver(), deliverEof(), markWritable(), abort(), and the
-//    fields marked "loop thread only".
+//  - Reactor side (loop thread only, checked against the owner's loopThread() where NDEBUG is not
+//    defined): deliver(), deliverEof(), markWritable(), abort(), and the fields marked "loop
+//    thread only".
 //  - Strand side: service(), run by exactly one worker at a time. The `scheduled_` flag makes the
 //    connection a strand: it is in the queue or on a worker at most once, so its requests are
 //    parsed, reversed and written in arrival order by one thread at a time, whatever the number of
@@ -22,6 +23,7 @@
 #include "base/net.h"
 #include "proto/framing.h"
 #include "proto/reverse.h"
+#include "server/loop_thread.h"
 #include "server/stats.h"
 
 namespace reverb {
@@ -52,8 +54,17 @@ class ConnectionOwner {
  public:
   virtual void post(ConnectionPtr c, ConnectionRequest request) noexcept = 0;
 
+  // The owner's loop thread, which the loop-thread-only Connection methods check. Bound to the
+  // thread that constructs the owner; Reactor::run binds the thread that runs the loop, and a test
+  // that drives Connections itself binds its own thread.
+  LoopThreadChecker& loopThread() noexcept { return loopThread_; }
+  const LoopThreadChecker& loopThread() const noexcept { return loopThread_; }
+
  protected:
   ~ConnectionOwner() = default;
+
+ private:
+  [[no_unique_address]] LoopThreadChecker loopThread_;
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

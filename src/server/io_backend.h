@@ -23,7 +23,8 @@ namespace reverb {
 
 class Connection;
 
-// IoEvents: the reactor's side of a backend. Called on the loop thread, from inside poll().
+// IoEvents: the reactor's side of a backend. Called on the loop thread, from inside poll() (or
+// from acceptBacklog/finishReading); the Reactor checks that thread in every callback.
 class IoEvents {
  public:
   // A new connection; the callee takes the fd.

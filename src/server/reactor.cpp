@@ -38,6 +38,7 @@ Reactor::~Reactor() {
 }
 
 Result<void> Reactor::run() {
+  loopThread().bindToCurrentThread();
   for (const UniqueFd& listener : listeners_) {
     if (auto added = backend_->addListener(listener.get()); !added) return added.error();
   }
@@ -71,9 +72,13 @@ void Reactor::post(ConnectionPtr c, ConnectionRequest request) noexcept {
   if (sleeping_.exchange(false)) backend_->wake();
 }
 
-void Reactor::onWake() noexcept {}  // the loop runs requests and checks for stop after poll()
+void Reactor::onWake() noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
+  // Nothing else: the loop runs requests and checks for stop after poll().
+}
 
 void Reactor::onPolled() noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   // Awake from here on: a post() during this round's dispatch needs no eventfd write.
   sleeping_.store(false);
 }
@@ -148,6 +153,7 @@ void Reactor::finish(Connection& c) noexcept {
 }
 
 void Reactor::onAccept(UniqueFd fd) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   if (draining_) return;  // closes fd
   // TCP_NODELAY is inherited from the listener (see listenOn).
   const int raw = fd.get();
@@ -161,6 +167,7 @@ void Reactor::onAccept(UniqueFd fd) noexcept {
 }
 
 void Reactor::onAcceptError(int error) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.acceptPauses, 1);
   spdlog::warn("accept: {}; pausing accepts for {} ms ({} connections open)", std::strerror(error),
                kAcceptBackoff.count(), connections_.size());
@@ -169,6 +176,7 @@ void Reactor::onAcceptError(int error) noexcept {
 }
 
 void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.bytesIn, bytes.size());
   if (c.lingering) return;  // discarded: the connection is closing after a protocol error
   Connection::Delivery d = c.deliver(bytes);
@@ -180,6 +188,7 @@ void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
 }
 
 void Reactor::onEof(Connection& c) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   c.eofReceived = true;
   if (c.lingering) {
     close(c, false);
@@ -194,12 +203,14 @@ void Reactor::onEof(Connection& c) noexcept {
 }
 
 void Reactor::onError(Connection& c, int error) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.resets, 1);
   spdlog::debug("{}: {}", c.peerName(), std::strerror(error));
   close(c, true);
 }
 
 void Reactor::onWritable(Connection& c) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
   if (c.markWritable()) schedule(c);
 }
 

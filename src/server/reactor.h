@@ -5,7 +5,8 @@
 // Ownership: owns the backend, the listening sockets and the table of connections; borrows the
 // queue, the protocol config and the stats, which must outlive it.
 // Threading: loop thread only (the thread that calls run()), except stop() and post(), which are
-// thread-safe.
+// thread-safe. run() records its thread as the loop thread (ConnectionOwner::loopThread()), and
+// every IoEvents callback checks it where NDEBUG is not defined.
 #pragma once
 
 #include <atomic>
@@ -49,7 +50,10 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   void post(ConnectionPtr c, ConnectionRequest request) noexcept override;
 
   // Loop thread only: the number of open connections.
-  size_t connectionCount() const noexcept { return connections_.size(); }
+  size_t connectionCount() const noexcept {
+    REVERB_ASSERT_LOOP_THREAD(loopThread());
+    return connections_.size();
+  }
 
  private:
   // IoEvents.

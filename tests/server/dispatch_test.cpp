@@ -62,6 +62,8 @@ void runDispatch(Framing framing, size_t workers, unsigned seed) {
   protocol.highWater = 64 * 1024;  // small, so back-pressure happens too
   ServerStats stats;
   RecordingOwner owner;
+  // This thread stands in for the reactor: Connection's loop-thread checks hold it to that.
+  owner.loopThread().bindToCurrentThread();
   JobQueue<ConnectionPtr> queue;
   auto producer = queue.makeProducer();
   WorkerPool pool(queue, workers);
