@@ -4,6 +4,8 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 
 namespace reverb {
 namespace {
@@ -12,7 +14,90 @@ namespace {
 // connection holds no large allocation.
 constexpr size_t kKeepIdleCapacity = 64 * 1024;
 
+using State = Connection::State;
+
+// No more input will be served: what the strand calls EOF.
+constexpr bool inputEnded(State s) noexcept {
+  return s == State::kInputEnded || s == State::kPeerClosed || s == State::kLingering;
+}
+
+[[maybe_unused]] const char* name(State s) noexcept {
+  switch (s) {
+    case State::kOpen:
+      return "open";
+    case State::kReadPaused:
+      return "read-paused";
+    case State::kInputEnded:
+      return "input-ended";
+    case State::kPeerClosed:
+      return "peer-closed";
+    case State::kLingering:
+      return "lingering";
+    case State::kAborted:
+      return "aborted";
+  }
+  return "?";
+}
+
+// The moves listed at Connection::State, and only those.
+[[maybe_unused]] constexpr bool legal(State from, State to) noexcept {
+  switch (to) {
+    case State::kOpen:
+      return from == State::kReadPaused;
+    case State::kReadPaused:
+      return from == State::kOpen;
+    case State::kInputEnded:
+      return from == State::kOpen || from == State::kReadPaused;
+    case State::kPeerClosed:
+    case State::kLingering:
+      return from == State::kOpen || from == State::kReadPaused || from == State::kInputEnded;
+    case State::kAborted:
+      return true;  // abort() may come in any state, more than once
+  }
+  return false;
+}
+
 }  // namespace
+
+void Connection::transitionTo(State next) noexcept {
+#ifndef NDEBUG
+  if (!legal(state_, next)) {
+    std::fprintf(stderr, "reverb: Connection state cannot go from %s to %s\n", name(state_),
+                 name(next));
+    std::abort();
+  }
+#endif
+  state_ = next;
+}
+
+void Connection::progressTo(Progress next) noexcept {
+#ifndef NDEBUG
+  if (next <= progress_) {
+    std::fprintf(stderr, "reverb: a strand's progress cannot go from %d back to %d\n",
+                 static_cast<int>(progress_), static_cast<int>(next));
+    std::abort();
+  }
+#endif
+  progress_ = next;
+}
+
+Connection::State Connection::state() const noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  std::lock_guard lock(mu_);
+  return state_;
+}
+
+void Connection::startLingering(std::chrono::steady_clock::time_point deadline) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  lingerDeadline_ = deadline;
+  std::lock_guard lock(mu_);
+  transitionTo(State::kLingering);
+}
+
+std::chrono::steady_clock::time_point Connection::lingerDeadline() const noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  return lingerDeadline_;
+}
 
 Connection::Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOwner& owner,
                        ServerStats& stats) noexcept
@@ -33,10 +118,14 @@ Connection::Delivery Connection::deliver(std::string_view bytes) {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
   std::lock_guard lock(mu_);
-  if (aborted_) return d;
+  // Lingering: the connection is closing after its replies; what the peer still sends is dropped.
+  if (state_ == State::kAborted || state_ == State::kLingering) return d;
   inbox_.append(bytes);
   if (!scheduled_) scheduled_ = d.schedule = true;
-  if (inbox_.size() + strandBytes_ >= protocol_.highWater) readPaused_ = d.pauseReading = true;
+  if (inbox_.size() + strandBytes_ >= protocol_.highWater) {
+    d.pauseReading = true;
+    if (state_ == State::kOpen) transitionTo(State::kReadPaused);
+  }
   return d;
 }
 
@@ -44,9 +133,24 @@ Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
   std::lock_guard lock(mu_);
-  if (aborted_ || eof_) return d;
-  eof_ = true;
-  peerClosed_ = peerClosed;
+  switch (state_) {
+    case State::kAborted:
+    case State::kPeerClosed:
+      return d;
+    case State::kLingering:
+      // The peer has closed too: the lingering close is complete.
+      d.closeNow = peerClosed;
+      return d;
+    case State::kInputEnded:
+      // The input already ended at a drain; remember that the peer closed, so the connection ends
+      // with a plain close rather than a lingering one.
+      if (peerClosed) transitionTo(State::kPeerClosed);
+      return d;
+    case State::kOpen:
+    case State::kReadPaused:
+      break;
+  }
+  transitionTo(peerClosed ? State::kPeerClosed : State::kInputEnded);
   if (scheduled_) return d;
   if (inbox_.empty() && strandBytes_ == 0) {
     // Nothing buffered anywhere: every request was answered and sent. No worker is needed.
@@ -60,7 +164,7 @@ Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
 bool Connection::markWritable() noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   std::lock_guard lock(mu_);
-  if (aborted_) return false;
+  if (state_ == State::kAborted) return false;
   writable_ = true;
   if (scheduled_) return false;
   scheduled_ = true;
@@ -70,7 +174,7 @@ bool Connection::markWritable() noexcept {
 void Connection::abort(bool shutdownSocket) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   std::lock_guard lock(mu_);
-  aborted_ = true;
+  transitionTo(State::kAborted);
   inbox_.clear();
   // A worker may be inside send() right now; shutdown, unlike close, cannot let the fd number be
   // reused under it. The fd itself closes with the last reference.
@@ -82,11 +186,11 @@ bool Connection::service() noexcept {
   bool peerClosed = false;
   {
     std::lock_guard lock(mu_);
-    if (aborted_) {
+    if (state_ == State::kAborted) {
       scheduled_ = false;
       return false;
     }
-    if (!failed_) {
+    if (progress_ == Progress::kServing) {
       if (in_.empty()) {
         in_.swap(inbox_);
       } else {
@@ -98,22 +202,22 @@ bool Connection::service() noexcept {
       inbox_.clear();
       inbox_.shrinkIfIdle(kKeepIdleCapacity);
     }
-    eof = eof_;
-    peerClosed = peerClosed_;
+    eof = inputEnded(state_);
+    peerClosed = state_ == State::kPeerClosed;
     if (writable_) {
       writable_ = false;
       watching_ = false;
     }
   }
 
-  if (!failed_) parseInput(eof, peerClosed);
+  if (progress_ == Progress::kServing) parseInput(eof, peerClosed);
 
   bool peerGone = !out_.empty() && !flushOutput();
   if (peerGone) {
-    failed_ = true;
+    if (progress_ == Progress::kServing) progressTo(Progress::kFailed);
     out_.clear();
   }
-  if (failed_ || (eof && in_.empty())) in_.clear();
+  if (progress_ != Progress::kServing || (eof && in_.empty())) in_.clear();
   if (out_.empty()) out_.shrinkIfIdle(kKeepIdleCapacity);
   if (in_.empty()) in_.shrinkIfIdle(kKeepIdleCapacity);
 
@@ -121,22 +225,25 @@ bool Connection::service() noexcept {
   // scheduled_ is cleared below, another worker may run service() at any moment.
   ConnectionRequest next{};
   bool hasNext = false;
-  if (!finished_) {
+  if (progress_ != Progress::kFinished) {
     if (peerGone) {
-      finished_ = hasNext = true;
+      progressTo(Progress::kFinished);
+      hasNext = true;
       next = ConnectionRequest::kClose;
     } else if (!out_.empty()) {
       if (!watching_) {
         watching_ = hasNext = true;
         next = ConnectionRequest::kWatchWritable;
       }
-    } else if (failed_) {
+    } else if (progress_ == Progress::kFailed) {
       // Every reply before the bad request is in the kernel; the reactor's close sends FIN after
       // them and discards what the peer still sends.
-      finished_ = hasNext = true;
+      progressTo(Progress::kFinished);
+      hasNext = true;
       next = ConnectionRequest::kClose;
     } else if (eof) {
-      finished_ = hasNext = true;
+      progressTo(Progress::kFinished);
+      hasNext = true;
       next = ConnectionRequest::kClose;
     }
   }
@@ -148,12 +255,14 @@ bool Connection::service() noexcept {
   {
     std::lock_guard lock(mu_);
     strandBytes_ = in_.size() + out_.size();
-    if (readPaused_ && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
-      readPaused_ = false;
+    if (state_ == State::kReadPaused && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
+      transitionTo(State::kOpen);
       resume = true;
       if (!self) self = shared_from_this();
     }
-    more = !aborted_ && ((!inbox_.empty() && !failed_) || eof_ != eof || writable_);
+    more = state_ != State::kAborted &&
+           ((!inbox_.empty() && progress_ == Progress::kServing) || inputEnded(state_) != eof ||
+            writable_);
     // When nothing more is pending, release the strand. Otherwise keep it: the caller queues the
     // connection again, behind other connections' work.
     if (!more) scheduled_ = false;
@@ -175,7 +284,7 @@ void Connection::parseInput(bool eof, bool peerClosed) noexcept {
       spdlog::warn("{}: {} over the limit of {} bytes; closing after the earlier replies",
                    peerName(), framing == Framing::kLine ? "line" : "frame",
                    framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame);
-      failed_ = true;
+      progressTo(Progress::kFailed);
       in_.clear();
       break;
     }
@@ -186,7 +295,7 @@ void Connection::parseInput(bool eof, bool peerClosed) noexcept {
     in_.consume(frame.consumed);
     ++requests;
   }
-  if (eof && !in_.empty() && !failed_) {
+  if (eof && !in_.empty() && progress_ == Progress::kServing) {
     // A request cut short: a length frame at the peer's EOF, or anything unfinished at a drain.
     ServerStats::add(stats_.truncated, 1);
     in_.clear();

@@ -5,8 +5,8 @@
 //
 // Threading: two sides meet under one small mutex.
 //  - Reactor side (loop thread only, checked against the owner's loopThread() where NDEBUG is not
-//    defined): deliver(), deliverEof(), markWritable(), abort(), and the fields marked "loop
-//    thread only".
+//    defined): deliver(), deliverEof(), markWritable(), abort(), state(), startLingering(),
+//    lingerDeadline().
 //  - Strand side: service(), run by exactly one worker at a time. The `scheduled_` flag makes the
 //    connection a strand: it is in the queue or on a worker at most once, so its requests are
 //    parsed, reversed and written in arrival order by one thread at a time, whatever the number of
@@ -69,6 +69,24 @@ class ConnectionOwner {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  // Where the connection is in its life, as one value instead of flags that could disagree
+  // (muduo's TcpConnection::StateE). Guarded by mu_. The reactor makes every move but one, on the
+  // loop thread; the strand makes only kReadPaused -> kOpen. The legal moves, written once in
+  // transitionTo() and checked there where NDEBUG is not defined:
+  //
+  //   kOpen <-> kReadPaused                            back-pressure: deliver() pauses at the
+  //                                                    high-water mark, the strand resumes
+  //   kOpen, kReadPaused -> kPeerClosed                the peer's FIN was read: deliverEof(true)
+  //   kOpen, kReadPaused -> kInputEnded -> kPeerClosed a drain ended the input: deliverEof(false);
+  //                                                    the FIN may still come after it
+  //   kOpen, kReadPaused, kInputEnded -> kLingering    SHUT_WR sent; input is read and discarded
+  //   any -> kAborted                                  the reactor gave the connection up (final)
+  //
+  // Not part of it, because they are independent of where the connection is in its life:
+  // `scheduled_` (the strand token: queued or on a worker, in any state) and `writable_` (a latch:
+  // onWritable fired since the strand last looked), both under mu_; and the strand's own Progress.
+  enum class State : uint8_t { kOpen, kReadPaused, kInputEnded, kPeerClosed, kLingering, kAborted };
+
   Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOwner& owner,
              ServerStats& stats) noexcept;
   Connection(const Connection&) = delete;
@@ -82,10 +100,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   struct Delivery {
     bool schedule = false;      // push this connection to the job queue
     bool pauseReading = false;  // stop reading: the high-water mark is reached
-    bool closeNow = false;      // EOF on an idle connection: nothing left to answer, close it
+    bool closeNow = false;      // EOF on an idle or lingering connection: nothing left to answer,
+                                // close it
   };
 
-  // Loop thread only: appends received bytes to the inbox.
+  // Loop thread only: appends received bytes to the inbox; drops them while lingering.
   Delivery deliver(std::string_view bytes);
   // Loop thread only: no more input will be read. `peerClosed`: the peer shut down its side, so
   // a last line without LF is a request; otherwise (a drain) an unfinished request is dropped.
@@ -102,12 +121,29 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // when more input arrived meanwhile: the caller queues the connection again.
   bool service() noexcept;
 
-  // Loop thread only: reactor bookkeeping.
-  bool eofReceived = false;  // the peer's FIN was read (recv returned 0)
-  bool lingering = false;    // SHUT_WR done; input is read and discarded until EOF or the deadline
-  std::chrono::steady_clock::time_point lingerDeadline;
+  // Loop thread only: the current state. Takes mu_; for the reactor's rare decisions (resume,
+  // finish, drain), never on the per-request path.
+  State state() const noexcept;
+  // Loop thread only: SHUT_WR is done; from now on input is discarded (deliver() drops it) until
+  // the peer's EOF (deliverEof(true) then says closeNow) or `deadline`.
+  void startLingering(std::chrono::steady_clock::time_point deadline) noexcept;
+  // Loop thread only: when a lingering connection is closed regardless.
+  std::chrono::steady_clock::time_point lingerDeadline() const noexcept;
 
  private:
+  // The strand's progress through its replies: it only moves forward. Apart from State because
+  // only the strand touches it, without the lock; inside State it would cost a lock per request.
+  enum class Progress : uint8_t {
+    kServing,   // parsing requests and sending replies
+    kFailed,    // protocol error or peer gone: input is discarded; earlier replies still flush
+    kFinished,  // kClose posted: nothing more to do
+  };
+
+  // Caller holds mu_. Aborts (where NDEBUG is not defined) on a move not listed at State.
+  void transitionTo(State next) noexcept;
+  // Strand only. Aborts (where NDEBUG is not defined) on a move backwards.
+  void progressTo(Progress next) noexcept;
+
   // Moves parsed requests from in_ to replies in out_; false on a protocol error.
   // `eof`: the input is complete; `peerClosed`: a last line without LF counts as a request.
   void parseInput(bool eof, bool peerClosed) noexcept;
@@ -119,24 +155,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ConnectionOwner& owner_;
   ServerStats& stats_;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   // Guarded by mu_: the hand-over between the reactor and the strand.
   Buffer inbox_;                // bytes received, not yet taken by the strand
   size_t strandBytes_ = 0;      // in_ + out_ sizes, published by the strand for back-pressure
+  State state_ = State::kOpen;
   bool scheduled_ = false;      // queued or running on a worker
-  bool eof_ = false;            // no more input will be read
-  bool peerClosed_ = false;     // ... because the peer shut down its side
   bool writable_ = false;       // onWritable fired since the strand last looked
-  bool aborted_ = false;        // the reactor gave the connection up
-  bool readPaused_ = false;     // the reactor stopped reading for back-pressure
+
+  // Loop thread only.
+  std::chrono::steady_clock::time_point lingerDeadline_;  // meaningful in kLingering
 
   // Strand only.
   Framer framer_;
   Buffer in_;                   // input not yet parsed into complete requests
   Buffer out_;                  // replies not yet accepted by the socket
-  bool failed_ = false;         // protocol error or peer gone: input is discarded from now on
-  bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen
-  bool finished_ = false;       // kClose posted: nothing more to do
+  Progress progress_ = Progress::kServing;
+  bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen (a latch that
+                                // any Progress can hold)
 };
 
 }  // namespace reverb

@@ -98,9 +98,13 @@ void Reactor::runRequests() noexcept {
       case ConnectionRequest::kWatchWritable:
         backend_->wantWritable(*c);
         break;
-      case ConnectionRequest::kResumeReading:
-        if (!draining_ && !c->eofReceived && !c->lingering) backend_->setReading(*c, true);
+      case ConnectionRequest::kResumeReading: {
+        const Connection::State s = c->state();
+        if (!draining_ && (s == Connection::State::kOpen || s == Connection::State::kReadPaused)) {
+          backend_->setReading(*c, true);
+        }
         break;
+      }
     }
   }
   running_.clear();
@@ -128,11 +132,14 @@ void Reactor::close(Connection& c, bool forced) noexcept {
 }
 
 void Reactor::finish(Connection& c) noexcept {
-  if (c.eofReceived) {
-    close(c, false);  // nothing unread can be left: the close is a clean FIN
+  const Connection::State state = c.state();
+  if (state == Connection::State::kPeerClosed || state == Connection::State::kAborted) {
+    // After the peer's FIN nothing unread can be left: the close is a clean FIN. An aborted
+    // connection (the queue was full) has had its socket shut down both ways already.
+    close(c, false);
     return;
   }
-  if (c.lingering) return;
+  if (state == Connection::State::kLingering) return;
   int unread = 0;
   int unsent = 0;
   if (::ioctl(c.fd(), FIONREAD, &unread) == 0 && ::ioctl(c.fd(), SIOCOUTQ, &unsent) == 0 &&
@@ -146,8 +153,7 @@ void Reactor::finish(Connection& c) noexcept {
   // and drop replies still queued for the peer, so: FIN after the replies, then read and discard
   // until the peer closes too, or the linger deadline.
   ::shutdown(c.fd(), SHUT_WR);
-  c.lingering = true;
-  c.lingerDeadline = Clock::now() + kLingerTimeout;
+  c.startLingering(Clock::now() + kLingerTimeout);
   lingering_.push_back(c.shared_from_this());
   backend_->setReading(c, true);
 }
@@ -178,7 +184,7 @@ void Reactor::onAcceptError(int error) noexcept {
 void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
   REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.bytesIn, bytes.size());
-  if (c.lingering) return;  // discarded: the connection is closing after a protocol error
+  // Lingering, deliver() discards the bytes: the connection is closing after its replies.
   Connection::Delivery d = c.deliver(bytes);
   if (d.pauseReading && !draining_) {
     ServerStats::add(stats_.readPauses, 1);
@@ -189,11 +195,7 @@ void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
 
 void Reactor::onEof(Connection& c) noexcept {
   REVERB_ASSERT_LOOP_THREAD(loopThread());
-  c.eofReceived = true;
-  if (c.lingering) {
-    close(c, false);
-    return;
-  }
+  // closeNow also ends a lingering close: the peer has closed too.
   Connection::Delivery d = c.deliverEof(true);
   if (d.closeNow) {
     close(c, false);
@@ -227,7 +229,10 @@ void Reactor::beginDrain() noexcept {
   open.reserve(connections_.size());
   for (auto& [fd, c] : connections_) open.push_back(c);
   for (ConnectionPtr& c : open) {
-    if (c->lingering || c->eofReceived) continue;  // already on their way out
+    const Connection::State state = c->state();
+    if (state == Connection::State::kLingering || state == Connection::State::kPeerClosed) {
+      continue;  // already on their way out
+    }
     // Answer what the kernel has already received, then treat the input as ended. The peer has
     // not closed, so the connection then ends with a lingering close.
     backend_->finishReading(*this, *c);
@@ -247,7 +252,7 @@ void Reactor::runTimers(Clock::time_point now) noexcept {
   }
   while (!lingering_.empty()) {
     ConnectionPtr c = lingering_.front().lock();
-    if (c && c->lingerDeadline > now) break;
+    if (c && c->lingerDeadline() > now) break;
     lingering_.pop_front();
     if (c) close(*c, true);
   }
@@ -270,7 +275,7 @@ int Reactor::nextTimeoutMs(Clock::time_point now) const noexcept {
   if (drainDeadline_) consider(*drainDeadline_);
   if (!lingering_.empty()) {
     if (ConnectionPtr c = lingering_.front().lock()) {
-      consider(c->lingerDeadline);
+      consider(c->lingerDeadline());
     } else {
       consider(now);
     }

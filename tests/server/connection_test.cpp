@@ -1,0 +1,91 @@
+// A Connection's lifecycle through the reactor's side of its interface: one State, moved only
+// along the legal transitions, and what each state means for delivered bytes and EOF.
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "server/connection.h"
+
+namespace reverb {
+namespace {
+
+using State = Connection::State;
+
+class NoOwner final : public ConnectionOwner {
+ public:
+  void post(ConnectionPtr, ConnectionRequest) noexcept override {}
+};
+
+// One connection over a socketpair; this thread is the loop thread (it constructs the owner).
+class ConnectionTest : public ::testing::Test {
+ protected:
+  ConnectionTest() {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    peer_ = UniqueFd(pair[1]);
+    protocol_.highWater = 8;
+    c_ = std::make_shared<Connection>(UniqueFd(pair[0]), protocol_, owner_, stats_);
+  }
+  ProtocolConfig protocol_;
+  ServerStats stats_;
+  NoOwner owner_;
+  UniqueFd peer_;
+  ConnectionPtr c_;
+};
+
+TEST_F(ConnectionTest, BackPressurePausesReading) {
+  EXPECT_EQ(c_->state(), State::kOpen);
+  Connection::Delivery d = c_->deliver("0123456789");
+  EXPECT_TRUE(d.schedule);
+  EXPECT_TRUE(d.pauseReading);
+  EXPECT_EQ(c_->state(), State::kReadPaused);
+}
+
+TEST_F(ConnectionTest, PeerEofOnAnIdleConnectionClosesAtOnce) {
+  Connection::Delivery d = c_->deliverEof(true);
+  EXPECT_TRUE(d.closeNow);
+  EXPECT_EQ(c_->state(), State::kPeerClosed);
+}
+
+TEST_F(ConnectionTest, ADrainEndsInputAndAPeerEofMayFollow) {
+  EXPECT_TRUE(c_->deliverEof(false).closeNow);
+  EXPECT_EQ(c_->state(), State::kInputEnded);
+  Connection::Delivery d = c_->deliverEof(true);
+  EXPECT_FALSE(d.closeNow || d.schedule);
+  EXPECT_EQ(c_->state(), State::kPeerClosed);
+}
+
+TEST_F(ConnectionTest, LingeringDropsInputAndEndsAtThePeersEof) {
+  auto deadline = std::chrono::steady_clock::now();
+  c_->startLingering(deadline);
+  EXPECT_EQ(c_->state(), State::kLingering);
+  EXPECT_EQ(c_->lingerDeadline(), deadline);
+  Connection::Delivery d = c_->deliver("discarded");
+  EXPECT_FALSE(d.schedule || d.pauseReading);
+  EXPECT_TRUE(c_->deliverEof(true).closeNow);
+}
+
+TEST_F(ConnectionTest, AbortIsFinalAndMayComeTwice) {
+  c_->abort(false);
+  c_->abort(true);
+  EXPECT_EQ(c_->state(), State::kAborted);
+  EXPECT_FALSE(c_->deliver("x").schedule);
+  EXPECT_FALSE(c_->deliverEof(true).closeNow);
+  EXPECT_FALSE(c_->markWritable());
+}
+
+TEST_F(ConnectionTest, AnIllegalTransitionAborts) {
+#ifdef NDEBUG
+  GTEST_SKIP() << "transition checks are compiled out where NDEBUG is defined (release builds)";
+#else
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  (void)c_->deliverEof(true);
+  EXPECT_DEATH(c_->startLingering(std::chrono::steady_clock::now()),
+               "cannot go from peer-closed to lingering");
+#endif
+}
+
+}  // namespace
+}  // namespace reverb
