@@ -1,0 +1,88 @@
+"""From run records to points: medians, ranges, ratios and the issue's goals.
+
+A point is one server on one workload: the median [min, max] of each figure over the runs, the
+latency percentiles' medians, the summed mismatches and errors, and the ratio of its headline
+figure (and its p99) to minimal's and threaded's from the same results. A ratio is None when the
+baseline is missing or zero. Pure functions: no processes, no files.
+"""
+
+import statistics
+
+from .common import PERCENTILES
+
+
+def median_min_max(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarise(records, servers, workloads):
+    points = []
+    for wl in workloads:
+        by_server = {}
+        for server in servers:
+            runs = [r for r in records if r["workload"] == wl.name and r["server"] == server.name]
+            point = {"workload": wl.name, "server": server.name, "runs": len(runs)}
+            point[wl.metric] = median_min_max([r.get(wl.metric) for r in runs])
+            for key in ("server_cpu_cores", "load_cpu_cores", "other_cpu_cores",
+                        "server_cpu_us_per_request", "server_cpu_us_per_connection",
+                        "rss_after_kib", "threads_after"):
+                point[key] = median_min_max([r.get(key) for r in runs])
+            lat = [r.get("latency_us") or {} for r in runs]
+            point["latency_us"] = {k: (statistics.median([l[k] for l in lat if l.get(k) is not None])
+                                       if any(l.get(k) is not None for l in lat) else None)
+                                   for k, _ in PERCENTILES + [("max", 0)]}
+            point["mismatches"] = sum(r.get("mismatches") or 0 for r in runs)
+            point["errors"] = sum(r.get("errors") or 0 for r in runs)
+            by_server[server.name] = point
+            points.append(point)
+        for point in by_server.values():
+            mine = point[wl.metric]
+            point["ratio"] = {}
+            for base in ("minimal", "threaded"):
+                other = by_server.get(base, {}).get(wl.metric)
+                point["ratio"][base] = (mine["median"] / other["median"]
+                                        if mine and other and other["median"] else None)
+            p99 = point["latency_us"].get("p99")
+            point["p99_ratio"] = {}
+            for base in ("minimal", "threaded"):
+                other = by_server.get(base, {}).get("latency_us", {}).get("p99")
+                point["p99_ratio"][base] = p99 / other if p99 and other else None
+    return points
+
+
+def find_point(points, workload, server):
+    for p in points:
+        if p["workload"] == workload and p["server"] == server:
+            return p
+    return None
+
+
+def goals(points, servers, workloads):
+    """The issue's goals, each reverbd variant against minimal; reported, never enforced."""
+    names = {w.name for w in workloads}
+    closed = [w.name for w in workloads if w.kind == "closed" and w.connections > 1]
+    churn = [w.name for w in workloads if w.kind == "churn"]
+    idle = [w.name for w in workloads if w.kind == "idle"]
+    out = []
+    for server in servers:
+        if server.family != "reverbd":
+            continue
+        for wname in closed + churn:
+            p = find_point(points, wname, server.name)
+            r = p and p["ratio"]["minimal"]
+            out.append({"server": server.name, "goal": f"{wname}: at least 1.0x minimal",
+                        "measured": r, "met": r is not None and r >= 1.0, "unit": "x"})
+        if "closed-50" in names:
+            p = find_point(points, "closed-50", server.name)
+            r = p and p["p99_ratio"]["minimal"]
+            out.append({"server": server.name, "goal": "closed-50: p99 at most 1.5x minimal's",
+                        "measured": r, "met": r is not None and r <= 1.5, "unit": "x"})
+        for wname in idle:
+            p = find_point(points, wname, server.name)
+            v = p and p["rss_per_connection"] and p["rss_per_connection"]["median"]
+            out.append({"server": server.name, "goal": f"{wname}: at most 4096 B RSS per connection",
+                        "measured": v, "met": v is not None and v <= 4096, "unit": "B"})
+    return out
