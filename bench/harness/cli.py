@@ -21,6 +21,7 @@ from .common import ROOT, log, machine_info
 from .micro import run_micro
 from .plots import plot_all
 from .report import fmt, write_report
+from .results import build_results, validate_results
 from .runs import run_point
 from .stats import goals, summarise
 from .workloads import Server, full_workloads, quick_workloads
@@ -207,16 +208,9 @@ def main():
     meta["failures"] = failures
     meta["elapsed_seconds"] = time.monotonic() - started
 
-    results = {
-        "meta": meta,
-        "servers": [{"name": s.name, "binary": str(s.binary.name), "args": s.extra,
-                     "family": s.family} for s in servers],
-        "workloads": [w.__dict__ for w in workloads],
-        "points": points,
-        "goals": goal_rows,
-        "runs": records,
-        "micro": micro,
-    }
+    results = build_results(meta, servers, workloads, points, goal_rows, records, micro)
+    # A results.json the report or a later reader cannot read is a failure, said in the file too.
+    failures += [f"results.json: {p}" for p in validate_results(results)]
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
     write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, plots)
 
