@@ -9,7 +9,6 @@ run completed with every reply right and every output was written, 1 otherwise, 
 import argparse
 import json
 import os
-import re
 import resource
 import shutil
 import subprocess
@@ -24,7 +23,8 @@ from .report import fmt, write_report
 from .results import build_results, validate_results
 from .runs import run_point
 from .stats import goals, summarise
-from .workloads import Server, full_workloads, quick_workloads
+from .workloads import (BackendsError, Server, discover_servers, full_workloads,
+                        quick_workloads)
 
 
 def parse_args():
@@ -85,28 +85,6 @@ def build_type(build_dir):
         return "unknown"
 
 
-def discover_servers(build_dir):
-    """reverbd with 1 and 2 workers on each backend it was built with, then the baselines.
-    reverbd reverses bytes here (--unit byte), as the baselines and reverb-load do."""
-    reverbd = build_dir / "src" / "reverbd" / "reverbd"
-    help_text = subprocess.run([str(reverbd), "--help"], capture_output=True, text=True).stdout
-    backends = []
-    m = re.search(r"^\s*--backend\b.*(?:\n\s{20,}\S.*)*", help_text, re.MULTILINE)
-    if m:
-        backends = [b for b in ("epoll", "io_uring") if b in m.group(0)]
-    servers = []
-    for backend in backends or [None]:
-        for workers in (1, 2):
-            name = f"reverbd-w{workers}" + (f"-{backend}" if backend not in (None, "epoll") else "")
-            extra = ["--workers", str(workers), "--unit", "byte"]
-            if backend:
-                extra += ["--backend", backend]
-            servers.append(Server(name, reverbd, extra, "reverbd"))
-    servers.append(Server("threaded", build_dir / "bench" / "threaded", [], "baseline"))
-    servers.append(Server("minimal", build_dir / "bench" / "minimal", [], "baseline"))
-    return servers
-
-
 def main():
     args = parse_args()
     started = time.monotonic()
@@ -128,6 +106,11 @@ def main():
     if shutil.which("gnuplot") is None:
         log("gnuplot not found: install gnuplot-nox (scripts/setup does)")
         return 1
+    try:
+        servers = discover_servers(build_dir)
+    except BackendsError as e:
+        log(str(e))
+        return 1
 
     meta = machine_info()
     meta.update({"command": " ".join(["scripts/bench", *sys.argv[1:]]),
@@ -148,7 +131,6 @@ def main():
         shutil.rmtree(out_dir)
     (out_dir / "raw").mkdir(parents=True)
 
-    servers = discover_servers(build_dir)
     workloads = quick_workloads() if args.quick else full_workloads()
     if args.servers:
         keep = set(args.servers.split(","))

@@ -1,12 +1,20 @@
 """What is measured: the servers (rows) and the workloads (tables), full and --quick.
 
 A Server is a binary and its arguments besides --listen and --framing; a Workload says what
-reverb-load (or the idle client) does and which figure of a run record is its headline. The lists
-here decide the matrix; cli.py narrows it with --servers and --workloads.
+reverb-load (or the idle client) does and which figure of a run record is its headline. The
+servers are reverbd on each backend that `reverbd --list-backends` says the build has, then the
+baselines; the workload lists are fixed. Together they decide the matrix; cli.py narrows it with
+--servers and --workloads.
 """
 
+import re
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+# One line of `reverbd --list-backends` for a backend this build can run; the others read
+# `NAME: unavailable (REASON)`.
+AVAILABLE_BACKEND = re.compile(r"^(\w+): available$")
 
 
 @dataclass
@@ -61,3 +69,53 @@ def quick_workloads():
         Workload("idle-200", "idle", 200, "chunk", 17, "rss_per_connection", "B/conn",
                  higher_is_better=False, title="200 idle connections"),
     ]
+
+
+class BackendsError(Exception):
+    """reverbd could not say which backends it has; the message says what went wrong."""
+
+
+def parse_list_backends(text):
+    """The backends `reverbd --list-backends` output names as available, in its order: NAME from
+    each line that is exactly `NAME: available`. `NAME: unavailable (REASON)` lines, and anything
+    else, name no backend to run."""
+    return [m.group(1) for m in map(AVAILABLE_BACKEND.match, text.splitlines()) if m]
+
+
+def list_backends(reverbd):
+    """Runs `reverbd --list-backends`; returns the available backends' names. Raises BackendsError
+    when reverbd cannot run, exits non-zero (a reverbd without the flag) or lists none available:
+    the harness never guesses the backends."""
+    command = f"{reverbd} --list-backends"
+    try:
+        r = subprocess.run([str(reverbd), "--list-backends"], stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise BackendsError(f"reverbd --list-backends failed: {e}") from e
+    if r.returncode != 0:
+        said = " ".join(r.stderr.split())
+        raise BackendsError(f"reverbd --list-backends failed: `{command}` exited with status "
+                            f"{r.returncode}" + (f" ({said})" if said else "") +
+                            "; the harness needs a reverbd that has --list-backends")
+    backends = parse_list_backends(r.stdout)
+    if not backends:
+        said = "; ".join(line.strip() for line in r.stdout.splitlines() if line.strip())
+        raise BackendsError(f"reverbd --list-backends failed: `{command}` lists no available "
+                            f"backend ({said or 'no output'})")
+    return backends
+
+
+def discover_servers(build_dir):
+    """reverbd with 1 and 2 workers on each backend it was built with, then the baselines.
+    reverbd reverses bytes here (--unit byte), as the baselines and reverb-load do. Raises
+    BackendsError when reverbd cannot list its backends."""
+    reverbd = build_dir / "src" / "reverbd" / "reverbd"
+    servers = []
+    for backend in list_backends(reverbd):
+        for workers in (1, 2):
+            name = f"reverbd-w{workers}" + (f"-{backend}" if backend != "epoll" else "")
+            extra = ["--workers", str(workers), "--unit", "byte", "--backend", backend]
+            servers.append(Server(name, reverbd, extra, "reverbd"))
+    servers.append(Server("threaded", build_dir / "bench" / "threaded", [], "baseline"))
+    servers.append(Server("minimal", build_dir / "bench" / "minimal", [], "baseline"))
+    return servers
