@@ -123,7 +123,7 @@ struct InFlight {
 
 // Conn: one connection slot. Owns its fd (closed by Worker::closeConn). Worker thread only.
 struct Conn {
-  int fd = -1;
+  UniqueFd fd;
   uint32_t generation = 0;  // bumped per fd, so events of a closed fd are recognised and ignored
   ConnState state = ConnState::kIdle;
   bool mismatched = false;
@@ -174,13 +174,6 @@ class Worker {
       }
       nextSource_ = static_cast<size_t>(plan.index) % sources_.size();
     }
-  }
-
-  ~Worker() {
-    for (Conn& c : conns_) {
-      if (c.fd >= 0) ::close(c.fd);
-    }
-    if (epollFd_ >= 0) ::close(epollFd_);
   }
 
   void run() noexcept;
@@ -270,7 +263,7 @@ class Worker {
   const bool paced_;  // open loop (requests mode) or paced connection starts (connect mode)
   double interval_ = 0;
 
-  int epollFd_ = -1;
+  UniqueFd epollFd_;
   bool stopping_ = false;
   Nanos now_ = 0;
   std::vector<Conn> conns_;
@@ -299,14 +292,14 @@ class Worker {
 void Worker::run() noexcept {
   // Paced runs sleep until the next due request; the default 50 us timer slack would blur that.
   (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  epollFd_ = epoll_create1(EPOLL_CLOEXEC);
-  if (epollFd_ < 0) {
+  epollFd_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epollFd_.valid()) {
     failure = errnoError("epoll_create1");
   } else {
     epoll_event ev{};
     ev.events = EPOLLIN;
     ev.data.u64 = kStopTag;
-    if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, stopFd_, &ev) != 0) failure = errnoError("epoll_ctl(stop fd)");
+    if (epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, stopFd_, &ev) != 0) failure = errnoError("epoll_ctl(stop fd)");
   }
   std::vector<epoll_event> events(kMaxEvents);
   Nanos now = monotonicNow();
@@ -340,13 +333,13 @@ void Worker::run() noexcept {
     int n;
     if (useEpollPwait2) {
       timespec ts = toTimespec(wait);
-      n = epoll_pwait2(epollFd_, events.data(), kMaxEvents, &ts, nullptr);
+      n = epoll_pwait2(epollFd_.get(), events.data(), kMaxEvents, &ts, nullptr);
       if (n < 0 && errno == ENOSYS) {
         useEpollPwait2 = false;
         continue;
       }
     } else {
-      n = epoll_wait(epollFd_, events.data(), kMaxEvents,
+      n = epoll_wait(epollFd_.get(), events.data(), kMaxEvents,
                      static_cast<int>(std::min<Nanos>((wait + 999'999) / 1'000'000, 1000)));
     }
     if (n < 0) {
@@ -372,10 +365,7 @@ void Worker::run() noexcept {
     uint64_t from = std::max(issued_, firstInWindow);
     backlogAtEnd = due > from ? due - from : 0;
   }
-  for (Conn& c : conns_) {
-    if (c.fd >= 0) ::close(c.fd);
-    c.fd = -1;
-  }
+  for (Conn& c : conns_) c.fd.reset();
   publish();
   uint64_t one = 1;
   (void)!::write(doneFd_, &one, sizeof one);
@@ -397,11 +387,11 @@ void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
   }
   if (fd < 0) {
     int err = errno;
-    c.fd = -1;
+    c.fd.reset();
     fail(c, ErrorCause::kOther, err, "socket", now);
     return;
   }
-  c.fd = fd;
+  c.fd.reset(fd);
   c.state = ConnState::kConnecting;
   if (!sources_.empty()) {
     // The kernel picks the port at connect(), per 4-tuple, instead of at bind() per address.
@@ -425,7 +415,7 @@ void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
   // Edge-triggered for the socket's whole life: no epoll_ctl(MOD) per request or per connect.
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
   ev.data.u64 = (uint64_t{c.generation} << 32) | slotOf(c);
-  if (epoll_ctl(epollFd_, EPOLL_CTL_ADD, fd, &ev) != 0) {
+  if (epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
     int err = errno;
     fail(c, ErrorCause::kOther, err, "epoll_ctl", now);
   }
@@ -433,12 +423,12 @@ void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
 
 void Worker::onEvent(uint64_t tag, uint32_t events) noexcept {
   Conn& c = conns_[static_cast<uint32_t>(tag)];
-  if (c.fd < 0 || c.generation != static_cast<uint32_t>(tag >> 32)) return;
+  if (!c.fd.valid() || c.generation != static_cast<uint32_t>(tag >> 32)) return;
   if (c.state == ConnState::kConnecting) {
     Nanos now = monotonicNow();
     now_ = now;
     if (events & (EPOLLERR | EPOLLHUP)) {
-      int err = socketError(c.fd);
+      int err = socketError(c.fd.get());
       fail(c, err ? causeOf(err) : ErrorCause::kReset, err, "connect", now);
       return;
     }
@@ -476,7 +466,7 @@ void Worker::onConnected(Conn& c, Nanos now) noexcept {
 
 bool Worker::readReplies(Conn& c, bool peerClosed) noexcept {
   for (;;) {
-    ssize_t n = ::recv(c.fd, readBuffer_.data(), kReadSize, 0);
+    ssize_t n = ::recv(c.fd.get(), readBuffer_.data(), kReadSize, 0);
     if (n > 0) {
       Nanos now = monotonicNow();
       now_ = now;
@@ -583,7 +573,7 @@ void Worker::issue(Conn& c, Nanos intended, Nanos now) noexcept {
 
 bool Worker::flush(Conn& c) noexcept {
   while (!c.out.empty()) {
-    ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL);
+    ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
     if (n > 0) {
       c.out.consume(static_cast<size_t>(n));
       if (counting(now_)) counters.bytesSent += static_cast<uint64_t>(n);
@@ -607,14 +597,11 @@ void Worker::nextCycle(Conn& c, Nanos now) noexcept {
 }
 
 void Worker::closeConn(Conn& c, bool reset) noexcept {
-  if (c.fd >= 0) {
-    if (reset) {
-      linger lin{1, 0};  // close() sends RST and skips TIME_WAIT
-      (void)setsockopt(c.fd, SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
-    }
-    ::close(c.fd);  // also removes it from the epoll set: the fd is never duplicated
+  if (c.fd.valid() && reset) {
+    linger lin{1, 0};  // close() sends RST and skips TIME_WAIT
+    (void)setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
   }
-  c.fd = -1;
+  c.fd.reset();  // closing also removes it from the epoll set: the fd is never duplicated
   c.state = ConnState::kIdle;
   c.inflight = 0;
   c.head = 0;
@@ -721,7 +708,7 @@ Conn* Worker::popFree() noexcept {
     --freeCount_;
     c.inFreeList = false;
     // Entries go stale when their connection failed or filled up since; those are dropped.
-    bool usable = connectMode_ ? (c.state == ConnState::kIdle && c.fd < 0 && c.retryAt == kNever)
+    bool usable = connectMode_ ? (c.state == ConnState::kIdle && !c.fd.valid() && c.retryAt == kNever)
                                : (c.state == ConnState::kOpen && c.inflight < pipeline_);
     if (usable) return &c;
   }
@@ -896,18 +883,16 @@ Result<void> validate(const LoadConfig& config, Framing framing) {
 LoadRun::LoadRun(LoadConfig config, const MessagePool& pool)
     : config_(std::move(config)), pool_(pool), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-LoadRun::~LoadRun() {
-  if (stopFd_ >= 0) ::close(stopFd_);
-}
+LoadRun::~LoadRun() = default;
 
 void LoadRun::stop() noexcept {
   interrupted_.store(true, std::memory_order_relaxed);
   uint64_t one = 1;
-  if (stopFd_ >= 0) (void)!::write(stopFd_, &one, sizeof one);
+  if (stopFd_.valid()) (void)!::write(stopFd_.get(), &one, sizeof one);
 }
 
 Result<LoadReport> LoadRun::run(ProgressSink* sink) {
-  if (stopFd_ < 0) return errnoError("eventfd");
+  if (!stopFd_.valid()) return errnoError("eventfd");
   if (auto ok = validate(config_, pool_.framing()); !ok) return ok.error();
   if (config_.preflightConnect) {
     if (auto ok = preflight(config_.target, config_.timeout); !ok) return ok.error();
@@ -946,13 +931,13 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
       plan.rate = totalRate / threads;
       plan.phase = static_cast<Nanos>(1e9 / totalRate * t);
     }
-    workers.push_back(std::make_unique<Worker>(config_, pool_, plan, tl, stopFd_, doneFd.get(), console));
+    workers.push_back(std::make_unique<Worker>(config_, pool_, plan, tl, stopFd_.get(), doneFd.get(), console));
   }
 
   std::vector<std::thread> running;
   auto stopAndJoin = [&] {
     uint64_t one = 1;
-    (void)!::write(stopFd_, &one, sizeof one);
+    (void)!::write(stopFd_.get(), &one, sizeof one);
     for (auto& th : running) th.join();
   };
   try {
@@ -975,7 +960,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
   uint64_t lastCompleted = 0;
   uint64_t lastConnections = 0;
   Histogram progressLatency;
-  pollfd fds[2] = {{stopFd_, POLLIN, 0}, {doneFd.get(), POLLIN, 0}};
+  pollfd fds[2] = {{stopFd_.get(), POLLIN, 0}, {doneFd.get(), POLLIN, 0}};
   for (;;) {
     Nanos now = monotonicNow();
     if (!windowStarted && now >= tl.measureStart) {

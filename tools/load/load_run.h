@@ -152,7 +152,7 @@ class LoadRun {
  private:
   LoadConfig config_;
   const MessagePool& pool_;
-  int stopFd_ = -1;  // eventfd, readable once stop is wanted; in every worker's epoll set
+  UniqueFd stopFd_;  // eventfd, readable once stop is wanted; in every worker's epoll set
   std::atomic<bool> interrupted_{false};
 };
 
