@@ -302,6 +302,12 @@ void Worker::run() noexcept {
     if (epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, stopFd_, &ev) != 0) failure = errnoError("epoll_ctl(stop fd)");
   }
   std::vector<epoll_event> events(kMaxEvents);
+  // Load begins at the timeline's start on every thread. A thread that got going sooner would
+  // issue requests before it: outside the window even with no warmup, so a --requests run sent
+  // more than it counted, depending on how fast the threads started.
+  const timespec start = toTimespec(tl_.start);
+  while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &start, nullptr) == EINTR) {
+  }
   Nanos now = monotonicNow();
   now_ = now;
   lastProgress_ = now;
