@@ -20,6 +20,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -78,6 +79,8 @@ int socketError(int fd) noexcept {
   return err;
 }
 
+}  // namespace
+
 // Shared by the workers of one run: how many diffs and error lines may still be printed, and the
 // lock that keeps each one whole on stderr.
 struct Console {
@@ -111,6 +114,54 @@ struct Histograms {
   Histogram connectLatencyUncorrected;
 };
 
+// Worker: one thread's share of the connections of a LoadRun, and its epoll loop. Owns its
+// sockets, epoll fd and figures; borrows the run's config, pool, eventfds and console. Threading:
+// create() on the coordinating thread, run() on its own thread; snapshot() from any thread
+// (locks); the public figures may be read once the thread has been joined.
+//
+// The loop itself is WorkerLoop, below, kept in an anonymous namespace: with internal linkage the
+// compiler inlines the per-request functions (onEvent, readReplies, consume, completeReply) into
+// run(), as it did when the whole worker was file-local. Member functions with external linkage
+// in this -fPIC library may be interposed, so GCC would call each of them out of line.
+class Worker {
+ public:
+  // Creates the worker's epoll set, with the run's stop eventfd in it; returns the failing call's
+  // error. Borrows config, pool, stopFd, doneFd and console, which must outlive the worker.
+  static Result<std::unique_ptr<Worker>> create(const LoadConfig& config, const MessagePool& pool,
+                                                const ThreadPlan& plan, int stopFd, int doneFd,
+                                                Console& console);
+  virtual ~Worker() = default;
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // The worker's loop, on its own thread, until the timeline's end, its quota or the stop fd.
+  virtual void run(const Timeline& timeline) noexcept = 0;
+
+  // Copies the figures published so far. Thread-safe.
+  void snapshot(LoadCounters& counters, Histogram& latency) {
+    std::lock_guard<std::mutex> lock(publishMutex_);
+    counters.add(publishedCounters_);
+    latency.merge(publishedLatency_);
+  }
+
+  // Read after join().
+  LoadCounters counters;
+  Histograms histograms;
+  Nanos finishedAt = 0;
+  uint64_t backlogAtEnd = 0;
+  bool stalled = false;
+  std::optional<Error> failure;  // only epoll_wait failing; set-up failures are create()'s
+
+ protected:
+  Worker() = default;
+
+  std::mutex publishMutex_;  // guards the two figures below, which snapshot() reads
+  LoadCounters publishedCounters_;
+  Histogram publishedLatency_;
+};
+
+namespace {
+
 enum class ConnState : uint8_t { kIdle, kConnecting, kOpen };
 
 // One request in flight, oldest first in a per-connection ring.
@@ -121,7 +172,7 @@ struct InFlight {
   Nanos sent = 0;
 };
 
-// Conn: one connection slot. Owns its fd (closed by Worker::closeConn). Worker thread only.
+// Conn: one connection slot. Owns its fd (closed by WorkerLoop::closeConn). Worker thread only.
 struct Conn {
   UniqueFd fd;
   uint32_t generation = 0;  // bumped per fd, so events of a closed fd are recognised and ignored
@@ -140,23 +191,20 @@ struct Conn {
   Buffer out;
 };
 
-// Worker: one thread's share of the connections and its epoll loop. Owns its sockets, epoll fd and
-// figures. Threading: run() on its own thread; snapshot() from any thread (locks); the public
-// figures may be read once the thread has been joined.
-class Worker {
+// WorkerLoop: the Worker's loop and connections. Worker thread only, except construction.
+class WorkerLoop final : public Worker {
  public:
-  Worker(const LoadConfig& config, const MessagePool& pool, const ThreadPlan& plan,
-         const Timeline& timeline, int stopFd, int doneFd, Console& console)
+  WorkerLoop(const LoadConfig& config, const MessagePool& pool, const ThreadPlan& plan,
+             UniqueFd epollFd, int doneFd, Console& console)
       : config_(config),
         pool_(pool),
         plan_(plan),
-        tl_(timeline),
-        stopFd_(stopFd),
         doneFd_(doneFd),
         console_(console),
         pipeline_(config.mode == Mode::kConnect ? 1u : static_cast<uint32_t>(config.pipeline)),
         connectMode_(config.mode == Mode::kConnect),
         paced_(plan.rate > 0),
+        epollFd_(std::move(epollFd)),
         conns_(static_cast<size_t>(plan.slots)),
         ring_(static_cast<size_t>(plan.slots) * pipeline_),
         free_(static_cast<size_t>(plan.slots)),
@@ -176,22 +224,7 @@ class Worker {
     }
   }
 
-  void run() noexcept;
-
-  // Copies the figures published so far. Thread-safe.
-  void snapshot(LoadCounters& counters, Histogram& latency) {
-    std::lock_guard<std::mutex> lock(publishMutex_);
-    counters.add(publishedCounters_);
-    latency.merge(publishedLatency_);
-  }
-
-  // Read after join().
-  LoadCounters counters;
-  Histograms histograms;
-  Nanos finishedAt = 0;
-  uint64_t backlogAtEnd = 0;
-  bool stalled = false;
-  std::optional<Error> failure;
+  void run(const Timeline& timeline) noexcept override;
 
  private:
   bool counting(Nanos now) const noexcept { return now >= tl_.measureStart && now < tl_.measureEnd; }
@@ -254,8 +287,7 @@ class Worker {
   const LoadConfig& config_;
   const MessagePool& pool_;
   const ThreadPlan plan_;
-  const Timeline tl_;
-  const int stopFd_;
+  Timeline tl_;  // set by run(), before the first request
   const int doneFd_;
   Console& console_;
   const uint32_t pipeline_;
@@ -283,24 +315,27 @@ class Worker {
   Nanos nextSweep_ = 0;
   Nanos nextRetry_ = kNever;
   Nanos nextPublish_ = 0;
-
-  std::mutex publishMutex_;
-  LoadCounters publishedCounters_;
-  Histogram publishedLatency_;
 };
 
-void Worker::run() noexcept {
+}  // namespace
+
+Result<std::unique_ptr<Worker>> Worker::create(const LoadConfig& config, const MessagePool& pool,
+                                               const ThreadPlan& plan, int stopFd, int doneFd,
+                                               Console& console) {
+  UniqueFd epollFd(epoll_create1(EPOLL_CLOEXEC));
+  if (!epollFd.valid()) return errnoError("epoll_create1");
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kStopTag;
+  if (epoll_ctl(epollFd.get(), EPOLL_CTL_ADD, stopFd, &ev) != 0) return errnoError("epoll_ctl(stop fd)");
+  return std::unique_ptr<Worker>(
+      std::make_unique<WorkerLoop>(config, pool, plan, std::move(epollFd), doneFd, console));
+}
+
+void WorkerLoop::run(const Timeline& timeline) noexcept {
+  tl_ = timeline;
   // Paced runs sleep until the next due request; the default 50 us timer slack would blur that.
   (void)prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
-  epollFd_.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!epollFd_.valid()) {
-    failure = errnoError("epoll_create1");
-  } else {
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = kStopTag;
-    if (epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, stopFd_, &ev) != 0) failure = errnoError("epoll_ctl(stop fd)");
-  }
   std::vector<epoll_event> events(kMaxEvents);
   // Load begins at the timeline's start on every thread. A thread that got going sooner would
   // issue requests before it: outside the window even with no warmup, so a --requests run sent
@@ -313,13 +348,11 @@ void Worker::run() noexcept {
   lastProgress_ = now;
   nextSweep_ = now + kSweepInterval;
   nextPublish_ = now + kPublishInterval;
-  if (!failure) {
-    for (Conn& c : conns_) {
-      if (connectMode_ && paced_) {
-        pushFree(c);
-      } else if (!connectMode_ || mayIssue(now, now)) {
-        startConnection(c, now, now);
-      }
+  for (Conn& c : conns_) {
+    if (connectMode_ && paced_) {
+      pushFree(c);
+    } else if (!connectMode_ || mayIssue(now, now)) {
+      startConnection(c, now, now);
     }
   }
   bool useEpollPwait2 = true;
@@ -377,7 +410,7 @@ void Worker::run() noexcept {
   (void)!::write(doneFd_, &one, sizeof one);
 }
 
-void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
+void WorkerLoop::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
   const SocketAddress& target = config_.target;
   int fd = ::socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   c.generation++;
@@ -427,7 +460,7 @@ void Worker::startConnection(Conn& c, Nanos now, Nanos intended) noexcept {
   }
 }
 
-void Worker::onEvent(uint64_t tag, uint32_t events) noexcept {
+void WorkerLoop::onEvent(uint64_t tag, uint32_t events) noexcept {
   Conn& c = conns_[static_cast<uint32_t>(tag)];
   if (!c.fd.valid() || c.generation != static_cast<uint32_t>(tag >> 32)) return;
   if (c.state == ConnState::kConnecting) {
@@ -448,7 +481,7 @@ void Worker::onEvent(uint64_t tag, uint32_t events) noexcept {
   if ((events & EPOLLOUT) && !c.out.empty()) flush(c);
 }
 
-void Worker::onConnected(Conn& c, Nanos now) noexcept {
+void WorkerLoop::onConnected(Conn& c, Nanos now) noexcept {
   c.state = ConnState::kOpen;
   ++counters.connectionsAll;
   bool count = connectMode_ && tl_.byCount ? c.measuredCycle : counting(now);
@@ -470,7 +503,7 @@ void Worker::onConnected(Conn& c, Nanos now) noexcept {
   flush(c);
 }
 
-bool Worker::readReplies(Conn& c, bool peerClosed) noexcept {
+bool WorkerLoop::readReplies(Conn& c, bool peerClosed) noexcept {
   for (;;) {
     ssize_t n = ::recv(c.fd.get(), readBuffer_.data(), kReadSize, 0);
     if (n > 0) {
@@ -496,7 +529,7 @@ bool Worker::readReplies(Conn& c, bool peerClosed) noexcept {
   return flush(c);
 }
 
-bool Worker::consume(Conn& c, const char* p, size_t n, Nanos now) noexcept {
+bool WorkerLoop::consume(Conn& c, const char* p, size_t n, Nanos now) noexcept {
   while (n > 0) {
     if (c.inflight == 0) return unsolicited(c, p, n, now);
     const InFlight& f = ringAt(c, c.head);
@@ -514,7 +547,7 @@ bool Worker::consume(Conn& c, const char* p, size_t n, Nanos now) noexcept {
   return true;
 }
 
-bool Worker::completeReply(Conn& c, Nanos now) noexcept {
+bool WorkerLoop::completeReply(Conn& c, Nanos now) noexcept {
   const InFlight f = ringAt(c, c.head);
   if (++c.head == pipeline_) c.head = 0;
   --c.inflight;
@@ -560,7 +593,7 @@ bool Worker::completeReply(Conn& c, Nanos now) noexcept {
   return true;
 }
 
-void Worker::issue(Conn& c, Nanos intended, Nanos now) noexcept {
+void WorkerLoop::issue(Conn& c, Nanos intended, Nanos now) noexcept {
   uint32_t pos = c.head + c.inflight;
   if (pos >= pipeline_) pos -= pipeline_;
   InFlight& f = ringAt(c, pos);
@@ -577,7 +610,7 @@ void Worker::issue(Conn& c, Nanos intended, Nanos now) noexcept {
   c.out.append(pool_.request(f.message));
 }
 
-bool Worker::flush(Conn& c) noexcept {
+bool WorkerLoop::flush(Conn& c) noexcept {
   while (!c.out.empty()) {
     ssize_t n = ::send(c.fd.get(), c.out.data(), c.out.size(), MSG_NOSIGNAL);
     if (n > 0) {
@@ -594,7 +627,7 @@ bool Worker::flush(Conn& c) noexcept {
   return true;
 }
 
-void Worker::nextCycle(Conn& c, Nanos now) noexcept {
+void WorkerLoop::nextCycle(Conn& c, Nanos now) noexcept {
   if (paced_) {
     pushFree(c);
   } else if (mayIssue(now, now)) {
@@ -602,7 +635,7 @@ void Worker::nextCycle(Conn& c, Nanos now) noexcept {
   }
 }
 
-void Worker::closeConn(Conn& c, bool reset) noexcept {
+void WorkerLoop::closeConn(Conn& c, bool reset) noexcept {
   if (c.fd.valid() && reset) {
     linger lin{1, 0};  // close() sends RST and skips TIME_WAIT
     (void)setsockopt(c.fd.get(), SOL_SOCKET, SO_LINGER, &lin, sizeof lin);
@@ -617,7 +650,7 @@ void Worker::closeConn(Conn& c, bool reset) noexcept {
   c.out.clear();
 }
 
-void Worker::releaseOwed(Conn& c) noexcept {
+void WorkerLoop::releaseOwed(Conn& c) noexcept {
   for (uint32_t i = 0; i < c.inflight; ++i) {
     uint32_t pos = c.head + i;
     if (pos >= pipeline_) pos -= pipeline_;
@@ -625,7 +658,7 @@ void Worker::releaseOwed(Conn& c) noexcept {
   }
 }
 
-void Worker::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept {
+void WorkerLoop::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept {
   ++counters.errors[static_cast<size_t>(cause)];
   lastError_ = now;
   if (console_.errorLinesLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
@@ -648,18 +681,18 @@ void Worker::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos no
   scheduleRetry(c, now + kRetryDelay);
 }
 
-void Worker::scheduleRetry(Conn& c, Nanos at) noexcept {
+void WorkerLoop::scheduleRetry(Conn& c, Nanos at) noexcept {
   c.retryAt = at;
   nextRetry_ = std::min(nextRetry_, at);
 }
 
-void Worker::describe(const Conn& c, const std::string& what) noexcept {
+void WorkerLoop::describe(const Conn& c, const std::string& what) noexcept {
   std::lock_guard<std::mutex> lock(console_.mutex);
   std::fprintf(stderr, "reverb-load: connection %d (thread %d): %s\n",
                plan_.firstSlot + static_cast<int>(slotOf(c)), plan_.index, what.c_str());
 }
 
-void Worker::beginMismatch(Conn& c, std::string_view expected) noexcept {
+void WorkerLoop::beginMismatch(Conn& c, std::string_view expected) noexcept {
   c.mismatched = true;
   if (console_.diffsLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
     // Everything before this read matched, so the bytes received so far equal the expected prefix.
@@ -667,7 +700,7 @@ void Worker::beginMismatch(Conn& c, std::string_view expected) noexcept {
   }
 }
 
-void Worker::reportMismatch(Conn& c, const InFlight& f) noexcept {
+void WorkerLoop::reportMismatch(Conn& c, const InFlight& f) noexcept {
   if (!c.capture) return;
   std::string_view expected = pool_.reply(f.message);
   std::string_view payload = pool_.payload(f.message);
@@ -681,7 +714,7 @@ void Worker::reportMismatch(Conn& c, const InFlight& f) noexcept {
   c.capture.reset();
 }
 
-bool Worker::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept {
+bool WorkerLoop::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept {
   ++counters.mismatches;
   if (console_.diffsLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
     describe(c, "mismatch: " + std::to_string(n) + " bytes arrived with no request in flight [" +
@@ -698,7 +731,7 @@ bool Worker::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept {
   return false;
 }
 
-void Worker::pushFree(Conn& c) noexcept {
+void WorkerLoop::pushFree(Conn& c) noexcept {
   if (c.inFreeList) return;
   c.inFreeList = true;
   size_t tail = freeHead_ + freeCount_;
@@ -707,7 +740,7 @@ void Worker::pushFree(Conn& c) noexcept {
   ++freeCount_;
 }
 
-Conn* Worker::popFree() noexcept {
+Conn* WorkerLoop::popFree() noexcept {
   while (freeCount_ > 0) {
     Conn& c = conns_[free_[freeHead_]];
     if (++freeHead_ == free_.size()) freeHead_ = 0;
@@ -721,7 +754,7 @@ Conn* Worker::popFree() noexcept {
   return nullptr;
 }
 
-void Worker::pump(Nanos now) noexcept {
+void WorkerLoop::pump(Nanos now) noexcept {
   const uint64_t due = dueBy(now);
   while (issued_ < due) {
     const Nanos intended = intendedAt(issued_);
@@ -739,7 +772,7 @@ void Worker::pump(Nanos now) noexcept {
   }
 }
 
-void Worker::sweep(Nanos now) noexcept {
+void WorkerLoop::sweep(Nanos now) noexcept {
   nextSweep_ = now + kSweepInterval;
   nextRetry_ = kNever;
   const Nanos timeout = config_.timeout.count();
@@ -771,19 +804,21 @@ void Worker::sweep(Nanos now) noexcept {
   }
 }
 
-void Worker::publish() noexcept {
+void WorkerLoop::publish() noexcept {
   nextPublish_ = now_ + kPublishInterval;
   std::lock_guard<std::mutex> lock(publishMutex_);
   publishedCounters_ = counters;
   publishedLatency_ = histograms.latency;  // same layout: copies into the existing allocation
 }
 
-Nanos Worker::nextWake(Nanos now) const noexcept {
+Nanos WorkerLoop::nextWake(Nanos now) const noexcept {
   Nanos wake = std::min({nextSweep_, nextRetry_, nextPublish_});
   if (!tl_.byCount) wake = std::min(wake, tl_.measureEnd);
   if (paced_ && freeCount_ > 0) wake = std::min(wake, intendedAt(issued_));
   return std::max(wake, now);
 }
+
+namespace {
 
 // Waits up to `timeout` for a TCP connection to `target`; the run's first sign of a wrong target.
 Result<void> preflight(const SocketAddress& target, std::chrono::nanoseconds timeout) {
@@ -887,58 +922,73 @@ Result<void> validate(const LoadConfig& config, Framing framing) {
 }
 
 LoadRun::LoadRun(LoadConfig config, const MessagePool& pool)
-    : config_(std::move(config)), pool_(pool), stopFd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+    : config_(std::move(config)), pool_(pool), console_(std::make_unique<Console>()) {}
 
 LoadRun::~LoadRun() = default;
+
+Result<std::unique_ptr<LoadRun>> LoadRun::create(LoadConfig config, const MessagePool& pool) {
+  if (auto ok = validate(config, pool.framing()); !ok) return ok.error();
+  // Not make_unique: the constructor is private, so that every LoadRun has been through here.
+  std::unique_ptr<LoadRun> run(new LoadRun(std::move(config), pool));
+  const LoadConfig& cfg = run->config_;
+  run->stopFd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!run->stopFd_.valid()) return errnoError("eventfd");
+  run->doneFd_.reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!run->doneFd_.valid()) return errnoError("eventfd");
+  if (cfg.preflightConnect) {
+    if (auto ok = preflight(cfg.target, cfg.timeout); !ok) return ok.error();
+  }
+  run->console_->diffsLeft = cfg.maxDiffs;
+  run->console_->errorLinesLeft = cfg.maxErrorLines;
+
+  const bool byCount = cfg.requests > 0;
+  int threads = std::min(cfg.threads, cfg.connections);
+  if (byCount) threads = static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(threads), cfg.requests));
+  const double totalRate = cfg.mode == Mode::kConnect ? cfg.connectRate : cfg.rate;
+  int slot = 0;
+  for (int t = 0; t < threads; ++t) {
+    ThreadPlan plan;
+    plan.index = t;
+    plan.slots = cfg.connections / threads + (t < cfg.connections % threads ? 1 : 0);
+    plan.firstSlot = slot;
+    slot += plan.slots;
+    if (byCount) {
+      plan.quota = cfg.requests / static_cast<uint64_t>(threads) +
+                   (static_cast<uint64_t>(t) < cfg.requests % static_cast<uint64_t>(threads) ? 1 : 0);
+    }
+    if (totalRate > 0) {
+      plan.rate = totalRate / threads;
+      plan.phase = static_cast<Nanos>(1e9 / totalRate * t);
+    }
+    auto worker = Worker::create(cfg, pool, plan, run->stopFd_.get(), run->doneFd_.get(), *run->console_);
+    if (!worker) return worker.error();
+    run->workers_.push_back(std::move(*worker));
+  }
+  return run;
+}
 
 void LoadRun::stop() noexcept {
   interrupted_.store(true, std::memory_order_relaxed);
   uint64_t one = 1;
-  if (stopFd_.valid()) (void)!::write(stopFd_.get(), &one, sizeof one);
+  (void)!::write(stopFd_.get(), &one, sizeof one);
 }
 
 Result<LoadReport> LoadRun::run(ProgressSink* sink) {
-  if (!stopFd_.valid()) return errnoError("eventfd");
-  if (auto ok = validate(config_, pool_.framing()); !ok) return ok.error();
-  if (config_.preflightConnect) {
-    if (auto ok = preflight(config_.target, config_.timeout); !ok) return ok.error();
+  if (ran_) {
+    // The workers_' connections and counters are spent; a second run would measure nothing true.
+    std::fputs("reverb-load: LoadRun::run() called twice\n", stderr);
+    std::abort();
   }
-  UniqueFd doneFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-  if (!doneFd.valid()) return errnoError("eventfd");
-
+  ran_ = true;
   const bool byCount = config_.requests > 0;
-  int threads = std::min(config_.threads, config_.connections);
-  if (byCount) threads = static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(threads), config_.requests));
-  const double totalRate = config_.mode == Mode::kConnect ? config_.connectRate : config_.rate;
-
-  Console console;
-  console.diffsLeft = config_.maxDiffs;
-  console.errorLinesLeft = config_.maxErrorLines;
+  const int threads = static_cast<int>(workers_.size());
+  const int doneFd = doneFd_.get();
 
   Timeline tl;
   tl.byCount = byCount;
   tl.start = monotonicNow() + 1'000'000;  // a millisecond to get the threads going
   tl.measureStart = tl.start + config_.warmup.count();
   tl.measureEnd = byCount ? kNever : tl.measureStart + config_.duration.count();
-
-  std::vector<std::unique_ptr<Worker>> workers;
-  int slot = 0;
-  for (int t = 0; t < threads; ++t) {
-    ThreadPlan plan;
-    plan.index = t;
-    plan.slots = config_.connections / threads + (t < config_.connections % threads ? 1 : 0);
-    plan.firstSlot = slot;
-    slot += plan.slots;
-    if (byCount) {
-      plan.quota = config_.requests / static_cast<uint64_t>(threads) +
-                   (static_cast<uint64_t>(t) < config_.requests % static_cast<uint64_t>(threads) ? 1 : 0);
-    }
-    if (totalRate > 0) {
-      plan.rate = totalRate / threads;
-      plan.phase = static_cast<Nanos>(1e9 / totalRate * t);
-    }
-    workers.push_back(std::make_unique<Worker>(config_, pool_, plan, tl, stopFd_.get(), doneFd.get(), console));
-  }
 
   std::vector<std::thread> running;
   auto stopAndJoin = [&] {
@@ -947,7 +997,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
     for (auto& th : running) th.join();
   };
   try {
-    for (auto& w : workers) running.emplace_back([&w] { w->run(); });
+    for (auto& w : workers_) running.emplace_back([&w, &tl] { w->run(tl); });
   } catch (const std::system_error& e) {
     stopAndJoin();
     return Error{e.code(), "starting load threads"};
@@ -966,7 +1016,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
   uint64_t lastCompleted = 0;
   uint64_t lastConnections = 0;
   Histogram progressLatency;
-  pollfd fds[2] = {{stopFd_.get(), POLLIN, 0}, {doneFd.get(), POLLIN, 0}};
+  pollfd fds[2] = {{stopFd_.get(), POLLIN, 0}, {doneFd, POLLIN, 0}};
   for (;;) {
     Nanos now = monotonicNow();
     if (!windowStarted && now >= tl.measureStart) {
@@ -981,7 +1031,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
     if (sink != nullptr && now >= nextProgress) {
       LoadCounters sum;
       progressLatency.reset();
-      for (auto& w : workers) w->snapshot(sum, progressLatency);
+      for (auto& w : workers_) w->snapshot(sum, progressLatency);
       Progress p;
       double dt = static_cast<double>(now - lastProgressAt) / 1e9;
       p.elapsed = static_cast<double>(now - tl.start) / 1e9;
@@ -1002,7 +1052,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
     int r = ::ppoll(fds, 2, wake == kNever ? nullptr : &ts, nullptr);
     if (r > 0 && (fds[1].revents & POLLIN)) {
       uint64_t finishedThreads = 0;
-      if (::read(doneFd.get(), &finishedThreads, sizeof finishedThreads) == sizeof finishedThreads) {
+      if (::read(doneFd, &finishedThreads, sizeof finishedThreads) == sizeof finishedThreads) {
         done += static_cast<int>(finishedThreads);
       }
     }
@@ -1011,11 +1061,11 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
   std::optional<MachineCpu> machineEnd = sampleMachineCpu();
   stopAndJoin();
 
-  for (auto& w : workers) {
+  for (auto& w : workers_) {
     if (w->failure) return *w->failure;
   }
   Nanos lastFinish = 0;
-  for (auto& w : workers) {
+  for (auto& w : workers_) {
     report.counters.add(w->counters);
     report.latency.merge(w->histograms.latency);
     report.latencyUncorrected.merge(w->histograms.latencyUncorrected);
@@ -1037,7 +1087,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
                            static_cast<double>(machineEnd->total - machineStart->total);
     }
   }
-  if (console.errorsElided.load()) {
+  if (console_->errorsElided.load()) {
     std::fprintf(stderr, "reverb-load: further errors were counted but not described (--max-errors)\n");
   }
   return report;

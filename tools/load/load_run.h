@@ -1,6 +1,7 @@
 // LoadRun: one load test against one target, the engine of reverb-load and of bench/. Owns its
-// worker threads (one epoll loop each, connections spread over them) and the stop eventfd; borrows
-// the MessagePool. Threading: run() on one thread; stop() from any thread or a signal handler.
+// workers (one thread and epoll loop each, connections spread over them) and the stop eventfd;
+// borrows the MessagePool. Threading: create() and run() on one thread; stop() from any thread or
+// a signal handler.
 //
 // What a run measures (see also README "## reverb-load"):
 // - requests mode, closed loop (rate == 0): each connection keeps `pipeline` requests in flight;
@@ -28,6 +29,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/net.h"
 #include "base/result.h"
@@ -133,16 +135,25 @@ class ProgressSink {
   virtual void onProgress(const Progress& progress) = 0;
 };
 
+class Worker;
+struct Console;
+
 class LoadRun {
  public:
-  // The pool must outlive the run.
-  LoadRun(LoadConfig config, const MessagePool& pool);
+  // Does every fallible set-up step, so that a caller learns of a wrong target or a missing
+  // resource before any thread starts or any load is sent: checks the settings (validate()),
+  // creates the stop and done eventfds and each worker's epoll set, and with preflightConnect
+  // waits up to config.timeout for the target to accept one connection. Returns the first
+  // failure. The pool must outlive the run. On the heap because stop() may be called through a
+  // pointer a signal handler holds, and the workers point into it.
+  static Result<std::unique_ptr<LoadRun>> create(LoadConfig config, const MessagePool& pool);
   ~LoadRun();
   LoadRun(const LoadRun&) = delete;
   LoadRun& operator=(const LoadRun&) = delete;
 
-  // Runs the whole test and returns its figures; blocks. Fails only at start-up (the target
-  // refuses the preflight connection, epoll or thread creation fails).
+  // Runs the whole test and returns its figures; blocks. Call once (a second call aborts). Fails
+  // only when a thread cannot be started or a worker's epoll_wait fails: nothing about the
+  // target or the settings, which create() has checked.
   Result<LoadReport> run(ProgressSink* sink);
 
   // Ends the run early; run() then returns what was measured, interrupted = true.
@@ -150,10 +161,16 @@ class LoadRun {
   void stop() noexcept;
 
  private:
+  LoadRun(LoadConfig config, const MessagePool& pool);
+
   LoadConfig config_;
   const MessagePool& pool_;
   UniqueFd stopFd_;  // eventfd, readable once stop is wanted; in every worker's epoll set
+  UniqueFd doneFd_;  // eventfd, counts the workers that have finished
+  std::unique_ptr<Console> console_;  // shared by the workers
+  std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> interrupted_{false};
+  bool ran_ = false;
 };
 
 }  // namespace reverb::load

@@ -43,6 +43,7 @@ when the target cannot be reached; 2 on bad usage.)";
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -288,8 +289,14 @@ int main(int argc, char** argv) {
   struct sigaction ignore{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, nullptr);
-  LoadRun loadRun(config, *pool);
-  gRun = &loadRun;
+  auto created = LoadRun::create(config, *pool);
+  if (!created) {
+    std::fprintf(stderr, "reverb-load: %s; is the server running there? (--target)\n",
+                 created.error().message().c_str());
+    return 1;
+  }
+  std::unique_ptr<LoadRun> loadRun = std::move(*created);
+  gRun = loadRun.get();
   struct sigaction handler{};
   handler.sa_handler = onSignal;
   sigemptyset(&handler.sa_mask);
@@ -297,11 +304,10 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &handler, nullptr);
 
   StderrProgress progress(config.mode == Mode::kConnect);
-  auto report = loadRun.run(noProgress ? nullptr : &progress);
+  auto report = loadRun->run(noProgress ? nullptr : &progress);
   gRun = nullptr;
   if (!report) {
-    std::fprintf(stderr, "reverb-load: %s; is the server running there? (--target)\n",
-                 report.error().message().c_str());
+    std::fprintf(stderr, "reverb-load: %s\n", report.error().message().c_str());
     return 1;
   }
   std::fputs(formatTable(run, *report).c_str(), stdout);
