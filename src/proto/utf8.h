@@ -47,4 +47,10 @@ inline Decoded decode(const unsigned char* p, size_t n) noexcept {
   return {0, 0};  // F5..FF never appear in UTF-8
 }
 
+// Length of the well-formed sequence at p[0, n), n >= 1: 1 to 4, or 0 when p[0] does not start
+// one. For callers that only pass valid UTF-8 through and replace the rest (the JSON writer).
+inline size_t validLength(const unsigned char* p, size_t n) noexcept {
+  return decode(p, n).length;
+}
+
 }  // namespace reverb::utf8

@@ -1,9 +1,15 @@
-// The report layer: the JSON is valid and carries every required key, the connect ceiling follows
-// from ports, source addresses and TIME_WAIT settings, settings that contradict each other are
-// refused, and command lines are quoted so a shell would accept them.
+// The report layer: the JSON is valid and carries every required key, strings are escaped (bytes
+// that are not UTF-8 become U+FFFD), the connect ceiling follows from ports, source addresses and
+// TIME_WAIT settings, settings that contradict each other are refused, and command lines are
+// quoted so a shell would accept them.
 #include "load/report.h"
 
 #include <gtest/gtest.h>
+
+#include <string>
+#include <string_view>
+
+#include "load/json_writer.h"
 
 #include "support/json_value.h"
 
@@ -121,6 +127,33 @@ TEST(LoadReportTest, JsonIsValidAndHasEveryRequiredKey) {
   EXPECT_EQ(meta["limits"]["ip_local_port_range"].array[1].number, 60999);
   EXPECT_NE(meta["command_line"].string.find("--message"), std::string::npos);
   EXPECT_EQ((*json)["latency_uncorrected_us"].kind, JsonValue::Kind::kNull);
+}
+
+std::string jsonString(std::string_view s) {
+  JsonWriter json;
+  json.value(s);
+  return json.text();
+}
+
+TEST(LoadReportTest, JsonStringsPassUtf8AndReplaceEveryByteThatIsNot) {
+  EXPECT_EQ(jsonString("plain"), "\"plain\"");
+  EXPECT_EQ(jsonString("\"\\\n\r\t\x01\x1f\x7f"), R"("\"\\\n\r\t\u0001\u001f)" "\x7f\"");
+  // Well-formed 2-, 3- and 4-byte sequences, the extremes included, pass through unchanged.
+  const std::string valid =
+      "\xC2\x80 \xC3\xA9 \xE2\x82\xAC \xEF\xBF\xBF \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF";
+  EXPECT_EQ(jsonString(valid), "\"" + valid + "\"");
+  // Each byte that does not start a well-formed sequence becomes one U+FFFD, and the bytes after
+  // it are read afresh: a stray continuation byte, overlong forms, a surrogate, a value above
+  // U+10FFFF, F5..FF, a truncated sequence (mid-string and at the end).
+  EXPECT_EQ(jsonString("a\x80" "b"), R"("a\ufffdb")");
+  EXPECT_EQ(jsonString("\xC0\xAF"), R"("\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xE0\x80\xAF"), R"("\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xED\xA0\x80"), R"("\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xF4\x90\x80\x80"), R"("\ufffd\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xF5\xFF"), R"("\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xE2\x82x\xC3\xA9"), R"("\ufffd\ufffdx)" "\xC3\xA9\"");
+  EXPECT_EQ(jsonString("\xF0\x9F\x98"), R"("\ufffd\ufffd\ufffd")");
+  EXPECT_EQ(jsonString("\xC3"), R"("\ufffd")");
 }
 
 TEST(LoadReportTest, ShellJoinQuotesWhatAShellWouldSplit) {

@@ -1,5 +1,5 @@
-// The UTF-8 decoder agrees with utf8proc's validating iterator on every 1- and 2-byte input and on
-// every 3- and 4-byte input built from boundary bytes.
+// The UTF-8 decoder (and validLength, its length alone) agrees with utf8proc's validating iterator
+// on every 1- and 2-byte input and on every 3- and 4-byte input built from boundary bytes.
 #include "proto/utf8.h"
 
 #include <gtest/gtest.h>
@@ -25,6 +25,7 @@ void expectSame(const unsigned char* p, size_t n) {
   if (got.length != 0) {
     ASSERT_EQ(got.codepoint, want.codepoint);
   }
+  ASSERT_EQ(validLength(p, n), want.length);
 }
 
 TEST(Utf8DecodeTest, AgreesWithUtf8procOnAllShortInputs) {
@@ -72,6 +73,19 @@ TEST(Utf8DecodeTest, KnownSequences) {
   EXPECT_EQ(dec("\xED\xA0\x80").length, 0u);      // surrogate U+D800
   EXPECT_EQ(dec("\xF4\x90\x80\x80").length, 0u);  // U+110000
   EXPECT_EQ(dec("\xE2\x82").length, 0u);          // truncated
+}
+
+TEST(Utf8ValidLengthTest, CountsOnlyTheSequenceAtTheStart) {
+  auto len = [](std::string_view s) {
+    return validLength(reinterpret_cast<const unsigned char*>(s.data()), s.size());
+  };
+  EXPECT_EQ(len("a\xC3\xA9"), 1u);
+  EXPECT_EQ(len("\xC3\xA9z"), 2u);
+  EXPECT_EQ(len("\xE2\x82\xAC\xE2\x82\xAC"), 3u);
+  EXPECT_EQ(len("\xF0\x9F\x98\x80!"), 4u);
+  EXPECT_EQ(len("\x80\x80"), 0u);  // a continuation byte starts nothing
+  EXPECT_EQ(len("\xE2\x82"), 0u);  // truncated by the end of the input, not by a bad byte
+  EXPECT_EQ(len("\xF5\x80\x80\x80"), 0u);
 }
 
 }  // namespace

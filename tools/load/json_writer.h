@@ -1,5 +1,6 @@
 // JsonWriter: a minimal streaming JSON writer for reports (objects, arrays, strings, numbers,
-// booleans, null), with RFC 8259 string escaping. Non-finite numbers are written as null.
+// booleans, null), with RFC 8259 string escaping. Non-finite numbers are written as null. Strings
+// keep well-formed UTF-8 (as proto's decoder defines it) and write U+FFFD for each other byte.
 // Ownership: owns the text it builds. Threading: any one thread at a time.
 #pragma once
 
@@ -10,6 +11,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "proto/utf8.h"
 
 namespace reverb::load {
 
@@ -95,24 +98,6 @@ class JsonWriter {
     first_.back() = false;
     newline();
   }
-  // Length of the well-formed UTF-8 sequence at s[i] (Unicode Table 3-7), or 0.
-  static size_t utf8Length(std::string_view s, size_t i) {
-    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    unsigned b0 = at(i);
-    size_t n = b0 < 0xC2 ? 0 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : b0 < 0xF5 ? 4 : 0;
-    if (n == 0 || i + n > s.size()) return 0;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (b0 == 0xE0) lo = 0xA0;
-    if (b0 == 0xED) hi = 0x9F;
-    if (b0 == 0xF0) lo = 0x90;
-    if (b0 == 0xF4) hi = 0x8F;
-    if (at(i + 1) < lo || at(i + 1) > hi) return 0;
-    for (size_t k = 2; k < n; ++k) {
-      if ((at(i + k) & 0xC0) != 0x80) return 0;
-    }
-    return n;
-  }
-
   void writeString(std::string_view s) {
     out_ += '"';
     for (size_t i = 0; i < s.size(); ++i) {
@@ -120,7 +105,8 @@ class JsonWriter {
       auto c = static_cast<unsigned char>(ch);
       if (c >= 0x80) {
         // Valid UTF-8 passes through; a byte that is not part of it becomes U+FFFD.
-        size_t n = utf8Length(s, i);
+        const auto* bytes = reinterpret_cast<const unsigned char*>(s.data());
+        size_t n = utf8::validLength(bytes + i, s.size() - i);
         if (n == 0) {
           out_ += "\\ufffd";
         } else {
