@@ -1,5 +1,5 @@
 // Payload generation and the message pool: exact sizes, valid UTF-8 with every feature the issue
-// names, no LF in line framing, and requests/replies equal to what the core's framing functions
+// names, no LF in line framing, and requests/replies equal to what proto's framing functions
 // produce for every framing and every unit reverb::parseUnit knows.
 #include "load/payload.h"
 

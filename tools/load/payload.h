@@ -1,5 +1,5 @@
 // Payloads: the messages reverb-load sends, each stored with its framed request bytes and the exact
-// reply the server must send back, computed once at start-up by the core's own framing and
+// reply the server must send back, computed once at start-up by proto's own framing and
 // reversal functions (reverb::appendRequest, reverb::expectedReply). The hot path only indexes.
 // Ownership: MessagePool owns every byte; connections borrow views. Threading: immutable after
 // build(), so any number of threads may read it at once.

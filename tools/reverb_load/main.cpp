@@ -1,6 +1,6 @@
 // reverb-load: a load generator for reverbd that checks every reply. This usage block is what
 // `reverb-load --help` prints above the flag list.
-static constexpr const char* kUsage = R"(reverb-load: load generator that checks every reply against the core's own reversal.
+static constexpr const char* kUsage = R"(reverb-load: load generator that checks every reply against proto's own reversal.
 
 Usage:
   reverb-load [--target HOST:PORT] [--threads T] [--connections C] [--pipeline P]
