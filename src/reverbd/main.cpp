@@ -38,7 +38,7 @@ namespace {
 using reverb::Framing;
 using reverb::Unit;
 
-// Validates a name with the core's own parser, so the flag accepts exactly what the code supports.
+// Validates a name with the library's own parser, so the flag accepts exactly what the code supports.
 template <typename Parse>
 CLI::Validator namedBy(Parse parse, std::string what) {
   return CLI::Validator(

@@ -1,5 +1,5 @@
 // FaultServer: a small reversal server for tests, run on a thread of the test process, that
-// answers correctly (with the core's framing and reversal) except for one deliberate fault, so the
+// answers correctly (with proto's framing and reversal) except for one deliberate fault, so the
 // tests can show reverb-load notices each kind. Listens on loopback, port 0.
 // Ownership: owns its listening socket, connections, epoll fd and thread. Threading: start() and
 // the destructor on the test thread; the counters are thread-safe.
