@@ -3,7 +3,7 @@
 // EventLoop::assertInLoopThread). The threading rules in reactor.h, io_backend.h and connection.h
 // are checked by it, not only written down.
 //
-// On where NDEBUG is not defined (debug builds, and the default debugoptimized build the tests
+// On wherever NDEBUG is not defined (debug builds, and the default debugoptimized build the tests
 // run in); with NDEBUG (release) the class is empty and every check compiles to nothing.
 //
 // Ownership: none. Threading: thread-safe. The checker starts bound to the thread that constructs

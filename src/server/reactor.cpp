@@ -34,6 +34,8 @@ Reactor::Reactor(std::unique_ptr<IoBackend> backend, std::vector<UniqueFd> liste
       drainTimeout_(drainTimeout) {}
 
 Reactor::~Reactor() {
+  // The loop is over (run() returned, or never ran): whoever destroys the reactor is its last user.
+  loopThread().bindToCurrentThread();
   for (auto& [fd, c] : connections_) c->abort(true);
 }
 

@@ -68,7 +68,8 @@ size_t Server::workerCount() const noexcept { return pool_->size(); }
 
 Result<void> Server::run() {
   Result<void> result = reactor_->run();
-  // Every connection is closed; the strands still queued see that and return at once.
+  // Every connection is closed (or, after a fatal loop error, aborted when the reactor goes); the
+  // strands still queued see that and return at once.
   pool_->stop();
   return result;
 }

@@ -10,7 +10,10 @@ GoogleTest case (tests declared with protocol 'gtest'), one per TAP line (protoc
 harness's Python tests) and one per plain exit-code test (bench-quick). A case with <failure> or
 <error> failed; one with <skipped> was skipped. Two rules keep the count honest:
 
-- a skip must say why (GTEST_SKIP() << why, a TAP "# SKIP why"); a skip with no reason is a failure;
+- a skip must say why (GTEST_SKIP() << why, a TAP "# SKIP why"); a skip with no reason is a failure,
+  and so is a DISABLED_ GoogleTest case (status "notrun"): nothing may stop running quietly;
+- a case meson writes for a whole program (a plain exit-code test, or a GoogleTest program that
+  left no XML: a crash, a timeout) takes its verdict from testlog.json, never from the XML alone;
 - meson-logs/testlog.json has the verdict of each test program. A program that meson counts as
   failed (a crash, a sanitizer report at exit, a timeout) while its cases all look fine in the
   JUnit file (a stale or partial XML) adds one failure, so a dead program is never a pass.
@@ -25,17 +28,19 @@ PROJECT = "reverb"
 GOOD_VERDICTS = {"OK", "SKIP", "EXPECTEDFAIL"}
 
 
-def skip_reason(case):
-    """The reason text of a <skipped> case, without GoogleTest's leading "file:line" line."""
+def skip_reason(case, from_output):
+    """The reason text of a <skipped> case, without GoogleTest's leading "file:line" line.
+    `from_output`: a TAP case or a whole program, whose reason meson keeps in <system-out> (a TAP
+    directive's explanation; a skipping program's last line of output)."""
     skipped = case.find("skipped")
     text = (skipped.get("message") or skipped.text or "") if skipped is not None else ""
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     if lines and lines[0].rsplit(":", 1)[-1].isdigit():  # "../tests/x_test.cpp:53"
         lines = lines[1:]
-    if not lines:
-        out = case.find("system-out")  # meson puts a TAP directive's explanation here
-        if out is not None and out.text:
-            lines = [out.text.strip()]
+    if not lines and from_output:
+        out = case.find("system-out")
+        if out is not None and out.text and out.text.strip():
+            lines = [out.text.strip().splitlines()[-1].strip()]
     return " ".join(lines)
 
 
@@ -69,12 +74,26 @@ def count(build_dir):
         for case in suite.findall("testcase"):
             program = owner(suite_name, case, programs)
             label = f"{program}: {case.get('classname', '')}.{case.get('name', '')}"
-            if case.find("failure") is not None or case.find("error") is not None:
+            whole_program = suite_name == PROJECT
+            verdict = verdicts.get(program)
+            if whole_program and verdict not in (None, "SKIP"):
+                # One case for the whole program: its verdict is meson's, not the XML's (meson
+                # writes no <failure> for a timeout).
+                bad = verdict not in GOOD_VERDICTS
+                why = f"ended {verdict}"
+            elif case.find("failure") is not None or case.find("error") is not None:
+                bad, why = True, ""
+            elif case.get("status") == "notrun":
+                bad, why = True, "disabled (a DISABLED_ case never runs)"
+            else:
+                bad, why = False, ""
+            if bad:
                 failed += 1
                 failed_cases[program] = failed_cases.get(program, 0) + 1
-                print(f"  failed  {label}", file=sys.stderr)
-            elif case.find("skipped") is not None:
-                reason = skip_reason(case)
+                print(f"  failed  {label}{': ' + why if why else ''}", file=sys.stderr)
+            elif case.find("skipped") is not None or (whole_program and verdict == "SKIP"):
+                tap = suite_name == f"{PROJECT}.{program}"
+                reason = skip_reason(case, from_output=tap or whole_program)
                 if reason:
                     skipped += 1
                     print(f"  skipped {label}: {reason}", file=sys.stderr)
