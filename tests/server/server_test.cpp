@@ -5,9 +5,8 @@
 
 #include <gtest/gtest.h>
 
-#include <cctype>
-
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <fstream>
 #include <random>
