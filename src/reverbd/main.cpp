@@ -2,7 +2,7 @@
 // default), by line, or by length-prefixed frame.
 //
 // usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
-//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|epoll]
+//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|io_uring|epoll]
 //                [--log-level LEVEL] [--drain-timeout SECONDS] [--config FILE] [--version]
 //        reverbd --list-backends
 //

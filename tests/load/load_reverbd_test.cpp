@@ -11,11 +11,15 @@
 #include "proto/framing.h"
 #include "proto/reverse.h"
 #include "support/json_value.h"
+#include "support/backend_environment.h"
 #include "support/server_process.h"
 #include "support/tool_process.h"
 
 namespace reverb::testing {
 namespace {
+
+// Runs on the backend meson chose (REVERB_TEST_BACKEND); skipped where the kernel refuses it.
+class LoadReverbdTest : public testing::BackendTest {};
 
 using namespace std::chrono_literals;
 
@@ -83,7 +87,7 @@ std::vector<std::string> builtUnits() {
   return units;
 }
 
-TEST(LoadReverbdTest, EveryFramingAndUnitHasNoMismatch) {
+TEST_F(LoadReverbdTest, EveryFramingAndUnitHasNoMismatch) {
   for (const char* framing : {"chunk", "line", "length"}) {
     for (const std::string& unit : builtUnits()) {
       // reverbd refuses chunk framing with a unit wider than a byte: a read can end mid-character.
@@ -100,7 +104,7 @@ TEST(LoadReverbdTest, EveryFramingAndUnitHasNoMismatch) {
   }
 }
 
-TEST(LoadReverbdTest, BinaryPayloadsInLengthFraming) {
+TEST_F(LoadReverbdTest, BinaryPayloadsInLengthFraming) {
   auto server = ServerProcess::start({"--framing", "length", "--unit", "byte"});
   ASSERT_TRUE(server);
   expectCleanRunWithEveryFigure(runLoad(server->address(), {"--framing", "length", "--unit", "byte", "--payload",
@@ -109,7 +113,7 @@ TEST(LoadReverbdTest, BinaryPayloadsInLengthFraming) {
                                                             "8", "--connections", "4", "--threads", "2"}));
 }
 
-TEST(LoadReverbdTest, OpenLoopAgainstReverbd) {
+TEST_F(LoadReverbdTest, OpenLoopAgainstReverbd) {
   auto server = ServerProcess::start({"--framing", "line", "--unit", "byte"});
   ASSERT_TRUE(server);
   LoadRunResult r = runLoad(server->address(), {"--framing", "line", "--unit", "byte", "--rate", "3000", "--connections",
@@ -119,7 +123,7 @@ TEST(LoadReverbdTest, OpenLoopAgainstReverbd) {
   EXPECT_EQ(r.json["rate_asked"].number, 3000);
 }
 
-TEST(LoadReverbdTest, ConnectionChurnAgainstReverbd) {
+TEST_F(LoadReverbdTest, ConnectionChurnAgainstReverbd) {
   auto server = ServerProcess::start({"--framing", "line", "--unit", "byte"});
   ASSERT_TRUE(server);
   LoadRunResult r = runLoad(server->address(), {"--framing", "line", "--unit", "byte", "--mode", "connect", "--close", "rst",

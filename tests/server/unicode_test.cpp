@@ -10,10 +10,14 @@
 
 #include "base/hex.h"
 #include "proto/framing.h"
+#include "support/backend_environment.h"
 #include "support/server_process.h"
 
 namespace reverb::testing {
 namespace {
+
+// Runs on the backend meson chose (REVERB_TEST_BACKEND); skipped where the kernel refuses it.
+class UnicodeTest : public testing::BackendTest {};
 
 struct Case {
   const char* what;
@@ -92,15 +96,15 @@ void expectTableAnswered(Framing framing, std::vector<std::string> args) {
   }
 }
 
-TEST(UnicodeTest, LineFramingDefaultsToGraphemesAndAnswersTheTable) {
+TEST_F(UnicodeTest, LineFramingDefaultsToGraphemesAndAnswersTheTable) {
   expectTableAnswered(Framing::kLine, {"--framing", "line"});
 }
 
-TEST(UnicodeTest, LengthFramingDefaultsToGraphemesAndAnswersTheTable) {
+TEST_F(UnicodeTest, LengthFramingDefaultsToGraphemesAndAnswersTheTable) {
   expectTableAnswered(Framing::kLength, {"--framing", "length"});
 }
 
-TEST(UnicodeTest, ExplicitGraphemeUnitAnswersTheTable) {
+TEST_F(UnicodeTest, ExplicitGraphemeUnitAnswersTheTable) {
   expectTableAnswered(Framing::kLength, {"--framing", "length", "--unit", "grapheme"});
 }
 

@@ -13,6 +13,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "support/backend_environment.h"
+
 namespace reverb::testing {
 
 std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
@@ -26,6 +28,11 @@ std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
                    options.args.end();
   if (!hasListen && options.addListen) spawn.args = {"--listen", "127.0.0.1:0"};
   spawn.args.insert(spawn.args.end(), options.args.begin(), options.args.end());
+  const std::string backend = testBackend();
+  if (!backend.empty() &&
+      std::find(spawn.args.begin(), spawn.args.end(), "--backend") == spawn.args.end()) {
+    spawn.args.insert(spawn.args.end(), {"--backend", backend});
+  }
   auto child = ChildProcess::spawn(spawn);
   if (!child) {
     ADD_FAILURE() << child.error().message();

@@ -19,9 +19,9 @@
 namespace reverb {
 
 // kAuto: the first backend, in preference order, that this kernel can run.
-enum class BackendKind : uint8_t { kAuto, kEpoll };
+enum class BackendKind : uint8_t { kAuto, kIoUring, kEpoll };
 
-// "auto", "epoll".
+// "auto", "io_uring", "epoll".
 std::string_view toString(BackendKind kind) noexcept;
 // The kind named `name` ("auto" or a backend's name); nullopt for a name this build does not have.
 std::optional<BackendKind> parseBackend(std::string_view name) noexcept;

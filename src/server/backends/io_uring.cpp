@@ -535,7 +535,7 @@ void IoUringBackend::handle(IoEvents& events, const io_uring_cqe& cqe) noexcept 
   }
 }
 
-void IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
+Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
   if (!resumed_.empty()) timeoutMs = 0;  // stashed input is ready now
   int r;
   if (timeoutMs == 0) {
@@ -550,7 +550,7 @@ void IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
   }
   if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
     spdlog::critical("io_uring_enter: {}; the event loop cannot go on", std::strerror(-r));
-    std::abort();
+    return Error{std::error_code(-r, std::system_category()), "io_uring_enter failed"};
   }
   events.onPolled();
 
@@ -575,6 +575,7 @@ void IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
       recycled_ = 0;
     }
   }
+  return {};
 }
 
 void IoUringBackend::wake() noexcept {

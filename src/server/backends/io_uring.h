@@ -11,7 +11,9 @@
 //  - SINGLE_ISSUER | DEFER_TASKRUN (the reactor is the only submitter), falling back to
 //    COOP_TASKRUN and then to no flags on EINVAL; a registered ring fd; CQ overflow relies on
 //    IORING_FEAT_NODROP (required) and is flushed before poll() returns;
-//  - one io_uring_enter per poll round: submissions ride along with the wait.
+//  - one io_uring_enter per poll round: submissions ride along with the wait. An io_uring_enter
+//    failure other than EINTR/ETIME/EBUSY is logged as critical and returned by poll(), which ends
+//    the loop (reverbd exits 1), as an epoll_wait failure does on epoll.
 //
 // Pausing a connection cancels its recv. Bytes that complete between the pause and the cancel
 // are kept (the stash) and delivered before anything newer when reading resumes, so back-pressure
@@ -71,7 +73,7 @@ class IoUringBackend final : public IoBackend {
   void setReading(Connection& c, bool on) noexcept override;
   void finishReading(IoEvents& events, Connection& c) noexcept override;
   void wantWritable(Connection& c) noexcept override;
-  void poll(IoEvents& events, int timeoutMs) noexcept override;
+  Result<void> poll(IoEvents& events, int timeoutMs) noexcept override;
   void wake() noexcept override;
 
  private:
