@@ -33,6 +33,7 @@
 #include "base/buffer.h"
 #include "base/net.h"
 #include "in_place.h"
+#include "start_up.h"
 
 namespace reverb::baseline {
 namespace {
@@ -329,50 +330,20 @@ class Server {
 
 int main(int argc, char** argv) {
   using namespace reverb;
-  std::string listen = "127.0.0.1:2002";
-  std::string framingName = "chunk";
-  FrameLimits limits;
-  CLI::App app{"minimal_uring: the smallest one-thread io_uring reversal server (a baseline)"};
-  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
-      ->capture_default_str();
-  app.add_option("--framing", framingName, "chunk, line or length")->capture_default_str();
-  app.add_option("--max-line", limits.maxLine, "longest line in line framing")
-      ->capture_default_str();
-  app.add_option("--max-frame", limits.maxFrame, "longest payload in length framing")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-
-  auto framing = parseFraming(framingName);
-  if (!framing) {
-    std::fprintf(stderr, "minimal_uring: unknown framing '%s': use chunk, line or length\n",
-                 framingName.c_str());
-    return 2;
-  }
-  auto address = parseAddress(listen);
-  if (!address) {
-    std::fprintf(stderr, "minimal_uring: %s\n", address.error().message().c_str());
-    return 2;
-  }
-  raiseFileLimit();
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  sigprocmask(SIG_BLOCK, &stop, nullptr);
-  UniqueFd signals(::signalfd(-1, &stop, SFD_CLOEXEC));
-  auto listener = listenOn(*address, 4096);
-  if (!listener) {
-    std::fprintf(stderr, "minimal_uring: %s\n", listener.error().message().c_str());
+  auto started = baseline::startUp(
+      "minimal_uring",
+      "minimal_uring: the smallest one-thread io_uring reversal server (a benchmark baseline)",
+      argc, argv);
+  if (int* status = std::get_if<int>(&started)) return *status;
+  baseline::StartUp& s = std::get<baseline::StartUp>(started);
+  UniqueFd signals(::signalfd(-1, &s.stopSignals, SFD_CLOEXEC));
+  if (!signals.valid()) {
+    std::perror("minimal_uring: signalfd");
     return 1;
   }
-  auto bound = localAddress(listener->get());
-  if (!signals.valid() || !bound) {
-    std::perror("minimal_uring: start-up");
-    return 1;
-  }
-  baseline::Server server(std::move(*listener), std::move(signals), *framing, limits);
+  baseline::Server server(std::move(s.listener), std::move(signals), s.framing, s.limits);
   if (int status = server.start(); status != 0) return status;
   std::fprintf(stderr, "minimal_uring ready: listening on %s framing=%s\n",
-               bound->toString().c_str(), framingName.c_str());
+               s.bound.toString().c_str(), s.framingName.c_str());
   return server.run();
 }

@@ -27,6 +27,7 @@
 
 #include "base/net.h"
 #include "in_place.h"
+#include "start_up.h"
 
 namespace reverb::baseline {
 namespace {
@@ -132,52 +133,19 @@ void startConnection(int fd) {
 int main(int argc, char** argv) {
   using namespace reverb;
   using namespace reverb::baseline;
-  std::string listen = "127.0.0.1:2002";
-  std::string framingName = "chunk";
-  CLI::App app{"threaded: one blocking thread per connection (a benchmark baseline)"};
-  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free port")
-      ->capture_default_str();
-  app.add_option("--framing", framingName, "chunk, line or length")->capture_default_str();
-  app.add_option("--max-line", gLimits.maxLine, "longest line in line framing")
-      ->capture_default_str();
-  app.add_option("--max-frame", gLimits.maxFrame, "longest payload in length framing")
-      ->capture_default_str();
-  CLI11_PARSE(app, argc, argv);
-
-  auto framing = parseFraming(framingName);
-  if (!framing) {
-    std::fprintf(stderr, "threaded: unknown framing '%s': use chunk, line or length\n",
-                 framingName.c_str());
-    return 2;
-  }
-  gFraming = *framing;
-  auto address = parseAddress(listen);
-  if (!address) {
-    std::fprintf(stderr, "threaded: %s\n", address.error().message().c_str());
-    return 2;
-  }
-  raiseFileLimit();
-  // Every thread, main included, blocks the stop signals; only the waiter thread receives them.
-  sigset_t stop;
-  sigemptyset(&stop);
-  sigaddset(&stop, SIGINT);
-  sigaddset(&stop, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
-
-  auto listener = listenOn(*address, 4096);
-  if (!listener) {
-    std::fprintf(stderr, "threaded: %s\n", listener.error().message().c_str());
-    return 1;
-  }
-  int listenFd = listener->get();
+  auto started = startUp("threaded",
+                         "threaded: one blocking thread per connection (a benchmark baseline)",
+                         argc, argv);
+  if (int* status = std::get_if<int>(&started)) return *status;
+  StartUp& s = std::get<StartUp>(started);
+  gFraming = s.framing;
+  gLimits = s.limits;
+  // Every thread, main included, blocks the stop signals (startUp did, before any thread starts);
+  // only the waiter thread receives them.
+  const sigset_t stop = s.stopSignals;
+  int listenFd = s.listener.get();
   // listenOn makes non-blocking sockets; this server blocks in accept().
   ::fcntl(listenFd, F_SETFL, ::fcntl(listenFd, F_GETFL) & ~O_NONBLOCK);
-  auto bound = localAddress(listenFd);
-  if (!bound) {
-    std::fprintf(stderr, "threaded: %s\n", bound.error().message().c_str());
-    return 1;
-  }
-
   std::atomic<bool> stopRequested{false};
   std::thread waiter([&] {
     int signal = 0;
@@ -186,8 +154,8 @@ int main(int argc, char** argv) {
     // Wakes the blocked accept() (it fails with EINVAL), which ends the accept loop.
     ::shutdown(listenFd, SHUT_RDWR);
   });
-  std::fprintf(stderr, "threaded ready: listening on %s framing=%s\n", bound->toString().c_str(),
-               framingName.c_str());
+  std::fprintf(stderr, "threaded ready: listening on %s framing=%s\n", s.bound.toString().c_str(),
+               s.framingName.c_str());
 
   for (;;) {
     int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
