@@ -3,7 +3,8 @@
 A Server is a binary and its arguments besides --listen and --framing; a Workload says what
 reverb-load (or the idle client) does and which figure of a run record is its headline. The
 servers are reverbd on each backend that `reverbd --list-backends` says the build has, then the
-baselines; the workload lists are fixed. Together they decide the matrix; cli.py narrows it with
+baselines (minimal_uring only when the build has it: it needs liburing); the workload lists are
+fixed. Together they decide the matrix; cli.py narrows it with
 --servers and --workloads.
 """
 
@@ -19,7 +20,7 @@ AVAILABLE_BACKEND = re.compile(r"^(\w+): available$")
 
 @dataclass
 class Server:
-    name: str          # row label: "reverbd-w1", "threaded", "minimal"
+    name: str          # row label: "reverbd-w1", "threaded", "minimal", "minimal_uring"
     binary: Path
     extra: list        # arguments besides --listen and --framing
     family: str        # "reverbd" or "baseline"
@@ -106,9 +107,11 @@ def list_backends(reverbd):
 
 
 def discover_servers(build_dir):
-    """reverbd with 1 and 2 workers on each backend it was built with, then the baselines.
-    reverbd reverses bytes here (--unit byte), as the baselines and reverb-load do. Raises
-    BackendsError when reverbd cannot list its backends."""
+    """reverbd with 1 and 2 workers on each backend it was built with, then the baselines:
+    threaded, minimal, and minimal_uring when its binary exists (bench/meson.build builds it only
+    when liburing is found, so its absence is a build without liburing, not an error; the caller
+    says so). reverbd reverses bytes here (--unit byte), as the baselines and reverb-load do.
+    Raises BackendsError when reverbd cannot list its backends."""
     reverbd = build_dir / "src" / "reverbd" / "reverbd"
     servers = []
     for backend in list_backends(reverbd):
@@ -118,4 +121,7 @@ def discover_servers(build_dir):
             servers.append(Server(name, reverbd, extra, "reverbd"))
     servers.append(Server("threaded", build_dir / "bench" / "threaded", [], "baseline"))
     servers.append(Server("minimal", build_dir / "bench" / "minimal", [], "baseline"))
+    minimal_uring = build_dir / "bench" / "minimal_uring"
+    if minimal_uring.exists():
+        servers.append(Server("minimal_uring", minimal_uring, [], "baseline"))
     return servers

@@ -96,6 +96,25 @@ class ListBackendsTest(unittest.TestCase):
             ("threaded", [], "baseline"), ("minimal", [], "baseline")])
         self.assertEqual(found[-1].binary, Path(self.tmp.name) / "bench" / "minimal")
 
+    def test_discover_servers_adds_minimal_uring_when_built(self):
+        fake_reverbd(self.tmp.name, 'echo "epoll: available"')
+        binary = Path(self.tmp.name) / "bench" / "minimal_uring"
+        binary.parent.mkdir()
+        binary.touch()
+        found = discover_servers(Path(self.tmp.name))
+        self.assertEqual([(s.name, s.family) for s in found],
+                         [("reverbd-w1", "reverbd"), ("reverbd-w2", "reverbd"),
+                          ("threaded", "baseline"), ("minimal", "baseline"),
+                          ("minimal_uring", "baseline")])
+        self.assertEqual((found[-1].binary, found[-1].extra), (binary, []))
+
+    def test_discover_servers_without_minimal_uring_goes_on(self):
+        # A build without liburing has no bench/minimal_uring: the other servers, no error.
+        fake_reverbd(self.tmp.name, 'echo "epoll: available"')
+        (Path(self.tmp.name) / "bench").mkdir()
+        self.assertEqual([s.name for s in discover_servers(Path(self.tmp.name))],
+                         ["reverbd-w1", "reverbd-w2", "threaded", "minimal"])
+
 
 if __name__ == "__main__":
     unittest.main()
