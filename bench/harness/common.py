@@ -1,7 +1,8 @@
 """Paths, limits and small helpers every part of the harness uses.
 
 Where the repository is (ROOT), how long a server may take to become ready or to stop, what a
-sanitizer report looks like in a log, which latency percentiles reverb-load reports; then logging
+sanitizer report looks like in a log, which latency percentiles reverb-load reports, which
+baselines the figures are ratios to; then logging
 to stderr and the readings from /proc: the machine's description for the report, the machine's
 and one process's CPU ticks, and a process's RSS and thread count.
 """
@@ -24,6 +25,10 @@ STOP_TIMEOUT = 15.0    # seconds a server may take to exit after SIGTERM
 SANITIZER_REPORT = re.compile(r"ERROR: (Address|Leak|Thread|UndefinedBehavior)Sanitizer|"
                               r"WARNING: ThreadSanitizer|runtime error:")
 PERCENTILES = [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9), ("p9999", 99.99)]
+# The baselines every point's headline figure and p99 are a ratio to (stats.py), in the order the
+# ratios are stored (results.py checks exactly these keys). minimal_uring may be absent from a
+# build; its ratios are then None.
+BASELINES = ("minimal", "minimal_uring", "threaded")
 
 
 def log(msg):

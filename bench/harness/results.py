@@ -10,12 +10,11 @@ writing a file the report cannot read.
 
 from numbers import Real
 
-from .common import PERCENTILES
+from .common import BASELINES, PERCENTILES
 
 # Point figures that are a {median, min, max} range or None (besides the workload's metric).
 RANGE_KEYS = ("server_cpu_cores", "load_cpu_cores", "other_cpu_cores", "server_cpu_us_per_request",
               "server_cpu_us_per_connection", "rss_after_kib", "threads_after")
-BASELINES = ("minimal", "threaded")
 
 
 def build_results(meta, servers, workloads, points, goal_rows, records, micro):
@@ -150,5 +149,6 @@ def validate_results(results):
             r = p.get(key)
             if not isinstance(r, dict) or set(r) != set(BASELINES) or \
                     not all(_optional(_number)(v) for v in r.values()):
-                problems.append(f"{where}.{key}: expected minimal and threaded (numbers or null)")
+                problems.append(f"{where}.{key}: expected {', '.join(BASELINES)} "
+                                "(numbers or null)")
     return problems

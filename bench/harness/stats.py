@@ -2,13 +2,14 @@
 
 A point is one server on one workload: the median [min, max] of each figure over the runs, the
 latency percentiles' medians, the summed mismatches and errors, and the ratio of its headline
-figure (and its p99) to minimal's and threaded's from the same results. A ratio is None when the
-baseline is missing or zero. Pure functions: no processes, no files.
+figure (and its p99) to each baseline's (minimal, minimal_uring, threaded) from the same results.
+A ratio is None when the baseline is missing (minimal_uring in a build without liburing) or zero.
+Pure functions: no processes, no files.
 """
 
 import statistics
 
-from .common import PERCENTILES
+from .common import BASELINES, PERCENTILES
 
 
 def median_min_max(values):
@@ -41,13 +42,13 @@ def summarise(records, servers, workloads):
         for point in by_server.values():
             mine = point[wl.metric]
             point["ratio"] = {}
-            for base in ("minimal", "threaded"):
+            for base in BASELINES:
                 other = by_server.get(base, {}).get(wl.metric)
                 point["ratio"][base] = (mine["median"] / other["median"]
                                         if mine and other and other["median"] else None)
             p99 = point["latency_us"].get("p99")
             point["p99_ratio"] = {}
-            for base in ("minimal", "threaded"):
+            for base in BASELINES:
                 other = by_server.get(base, {}).get("latency_us", {}).get("p99")
                 point["p99_ratio"][base] = p99 / other if p99 and other else None
     return points

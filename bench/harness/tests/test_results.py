@@ -10,12 +10,12 @@ from harness.stats import goals, summarise
 from .fixtures import CLOSED, IDLE, META, closed_run, idle_run, servers
 
 
-def sample_results():
+def sample_results(baselines=("threaded", "minimal", "minimal_uring")):
     """Results as cli.main builds them, from fixed runs through the harness's own functions."""
-    srv = servers("reverbd-w1", "threaded", "minimal")
-    records = [closed_run(name, 1, rps) for name, rps in
-               [("reverbd-w1", 1200.0), ("threaded", 900.0), ("minimal", 1500.0)]]
-    records += [idle_run(name, 1, 2000.0) for name in ("reverbd-w1", "threaded", "minimal")]
+    srv = servers("reverbd-w1", *baselines)
+    rps = {"reverbd-w1": 1200.0, "threaded": 900.0, "minimal": 1500.0, "minimal_uring": 1600.0}
+    records = [closed_run(s.name, 1, rps[s.name]) for s in srv]
+    records += [idle_run(s.name, 1, 2000.0) for s in srv]
     points = summarise(records, srv, [CLOSED, IDLE])
     micro = [{"binary": "bench_reverse", "name": "BM_Reverse/64", "items_per_second": 2.5e7,
               "bytes_per_second": None, "real_time": 40.0, "time_unit": "ns", "cv": "—",
@@ -68,11 +68,28 @@ class ValidateResultsTest(unittest.TestCase):
         self.assertEqual(validate_results(results),
                          ["points[0].server_cpu_cores: not a median/min/max range"])
 
-    def test_point_ratios_name_both_baselines(self):
+    def test_point_ratios_name_every_baseline(self):
         results = sample_results()
-        results["points"][0]["ratio"] = {"minimal": 0.8}
+        results["points"][0]["ratio"] = {"minimal": 0.8, "threaded": 1.3}
         self.assertEqual(validate_results(results),
-                         ["points[0].ratio: expected minimal and threaded (numbers or null)"])
+                         ["points[0].ratio: expected minimal, minimal_uring, threaded "
+                          "(numbers or null)"])
+
+    def test_minimal_uring_ratio_is_a_number(self):
+        results = sample_results()
+        self.assertAlmostEqual(results["points"][0]["ratio"]["minimal_uring"], 1200.0 / 1600.0)
+        results["points"][0]["p99_ratio"]["minimal_uring"] = "0.9"
+        self.assertEqual(validate_results(results),
+                         ["points[0].p99_ratio: expected minimal, minimal_uring, threaded "
+                          "(numbers or null)"])
+
+    def test_without_minimal_uring_its_ratios_are_null_and_valid(self):
+        # A build without liburing: no minimal_uring row, null ratios to it, still a valid file.
+        results = json.loads(json.dumps(sample_results(("threaded", "minimal")), default=str))
+        self.assertEqual(validate_results(results), [])
+        self.assertNotIn("minimal_uring", [s["name"] for s in results["servers"]])
+        self.assertEqual({p["ratio"]["minimal_uring"] for p in results["points"]}, {None})
+        self.assertEqual({p["p99_ratio"]["minimal_uring"] for p in results["points"]}, {None})
 
     def test_point_for_an_unknown_server(self):
         results = sample_results()

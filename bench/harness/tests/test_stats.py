@@ -63,14 +63,40 @@ class SummariseTest(unittest.TestCase):
         self.assertEqual(mine["runs"], 1)
         self.assertEqual(mine["requests_per_second"],
                          {"median": 2000.0, "min": 2000.0, "max": 2000.0})
-        self.assertEqual(mine["ratio"], {"minimal": 2.0, "threaded": 0.5})
+        self.assertEqual(mine["ratio"], {"minimal": 2.0, "minimal_uring": None, "threaded": 0.5})
 
     def test_missing_baseline_gives_no_ratio(self):
         records = [closed_run("reverbd-w1", 1, 2000.0), closed_run("threaded", 1, 1000.0)]
         points = summarise(records, servers("reverbd-w1", "threaded"), [CLOSED])
         mine = find_point(points, "closed-50", "reverbd-w1")
-        self.assertEqual(mine["ratio"], {"minimal": None, "threaded": 2.0})
-        self.assertEqual(mine["p99_ratio"], {"minimal": None, "threaded": 1.0})
+        self.assertEqual(mine["ratio"], {"minimal": None, "minimal_uring": None, "threaded": 2.0})
+        self.assertEqual(mine["p99_ratio"],
+                         {"minimal": None, "minimal_uring": None, "threaded": 1.0})
+
+    def test_ratios_to_minimal_uring(self):
+        records = [closed_run("reverbd-w1-io_uring", 1, 3000.0, p99=90.0),
+                   closed_run("minimal", 1, 2000.0, p99=100.0),
+                   closed_run("minimal_uring", 1, 4000.0, p99=60.0),
+                   closed_run("threaded", 1, 1000.0, p99=300.0)]
+        srv = servers("reverbd-w1-io_uring", "threaded", "minimal", "minimal_uring")
+        points = summarise(records, srv, [CLOSED])
+        mine = find_point(points, "closed-50", "reverbd-w1-io_uring")
+        self.assertEqual(mine["ratio"], {"minimal": 1.5, "minimal_uring": 0.75, "threaded": 3.0})
+        self.assertEqual(mine["p99_ratio"], {"minimal": 0.9, "minimal_uring": 1.5, "threaded": 0.3})
+        # Every point gets the ratio, the baselines too: minimal_uring to itself is 1.
+        self.assertEqual(find_point(points, "closed-50", "minimal_uring")["ratio"]["minimal_uring"],
+                         1.0)
+        self.assertEqual(find_point(points, "closed-50", "minimal")["ratio"]["minimal_uring"], 0.5)
+
+    def test_missing_minimal_uring_leaves_the_other_ratios(self):
+        # A build without liburing: minimal_uring's ratios are None, the rest as before.
+        records = [closed_run("reverbd-w1", 1, 3000.0), closed_run("minimal", 1, 2000.0),
+                   closed_run("threaded", 1, 1000.0)]
+        points = summarise(records, servers("reverbd-w1", "threaded", "minimal"), [CLOSED])
+        for p in points:
+            self.assertIsNone(p["ratio"]["minimal_uring"], p["server"])
+            self.assertIsNone(p["p99_ratio"]["minimal_uring"], p["server"])
+        self.assertEqual(find_point(points, "closed-50", "reverbd-w1")["ratio"]["minimal"], 1.5)
 
     def test_baseline_without_figures_gives_no_ratio(self):
         # minimal is in the matrix but every run of it failed before reporting a figure.
@@ -99,7 +125,7 @@ class SummariseTest(unittest.TestCase):
         mine = find_point(points, "closed-50", "reverbd-w1")
         self.assertEqual(mine["runs"], 0)
         self.assertIsNone(mine["requests_per_second"])
-        self.assertEqual(mine["ratio"], {"minimal": None, "threaded": None})
+        self.assertEqual(mine["ratio"], {"minimal": None, "minimal_uring": None, "threaded": None})
         self.assertEqual(set(mine["latency_us"].values()), {None})
 
     def test_mismatches_and_errors_add_up_over_runs(self):
