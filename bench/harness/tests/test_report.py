@@ -36,7 +36,8 @@ class FmtTest(unittest.TestCase):
 
 
 class WriteReportTest(unittest.TestCase):
-    """Three servers, a closed-loop and an idle workload, three runs each."""
+    """Three servers, a closed-loop and an idle workload, three runs each; no minimal_uring, as in
+    a build without liburing."""
 
     @classmethod
     def setUpClass(cls):
@@ -89,17 +90,23 @@ class WriteReportTest(unittest.TestCase):
 
     def test_closed_loop_rows(self):
         # 12,500 = median of 12,000 / 13,000 / 12,500 req/s; 0.5 = 12,500 / minimal's 25,000;
-        # 1.25 = / threaded's 10,000; 40 µs/req = median of 0.5 cores * 1e6 / req/s per run.
+        # — = no minimal_uring to compare with; 1.25 = / threaded's 10,000; 40 µs/req = median of
+        # 0.5 cores * 1e6 / req/s per run.
+        self.assertIn("| server | req/s | p50 µs | p99 µs | p99.9 µs | max µs | server CPU | "
+                      "load CPU | other CPU | server CPU µs/req | x minimal | x minimal_uring | "
+                      "x threaded | p99 x minimal |", self.lines)
         self.assertIn("| reverbd-w1 | 12,500 [12,000 – 13,000] | 50 | 100 | 200 | 400 | 0.5 | "
-                      "0.25 | 0.12 | 40 | 0.5 | 1.25 | 2 |", self.lines)
+                      "0.25 | 0.12 | 40 | 0.5 | — | 1.25 | 2 |", self.lines)
         self.assertIn("| minimal | 25,000 [25,000 – 25,000] | 25 | 50 | 100 | 200 | 0.75 | 0.25 | "
-                      "0.12 | 30 | 1 | 2.5 | 1 |", self.lines)
+                      "0.12 | 30 | 1 | — | 2.5 | 1 |", self.lines)
 
     def test_idle_rows(self):
         self.assertIn("## idle-200: 200 idle connections", self.lines)
-        self.assertIn("| reverbd-w1 | 1,500 [1,500 – 1,500] | 4,096 | 2 | 0.01 | 1.5 | 0.167 |",
+        self.assertIn("| server | RSS per connection (B) | RSS after (KiB) | threads | server CPU | "
+                      "x minimal | x minimal_uring | x threaded |", self.lines)
+        self.assertIn("| reverbd-w1 | 1,500 [1,500 – 1,500] | 4,096 | 2 | 0.01 | 1.5 | — | 0.167 |",
                       self.lines)
-        self.assertIn("| minimal | 1,000 [1,000 – 1,000] | 4,096 | 2 | 0.01 | 1 | 0.111 |",
+        self.assertIn("| minimal | 1,000 [1,000 – 1,000] | 4,096 | 2 | 0.01 | 1 | — | 0.111 |",
                       self.lines)
 
     def test_tables_keep_server_order(self):
@@ -124,6 +131,40 @@ class WriteReportTest(unittest.TestCase):
         at = lines.index("## Checks")
         self.assertEqual(lines[at + 2:], ["1 failures:", "",
                                           "- closed-50.minimal.run1: 3 wrong replies"])
+
+
+class MinimalUringReportTest(unittest.TestCase):
+    """reverbd on io_uring beside both one-thread baselines: the x minimal_uring column."""
+
+    @classmethod
+    def setUpClass(cls):
+        srv = servers("reverbd-w1-io_uring", "threaded", "minimal", "minimal_uring")
+        rps = {"reverbd-w1-io_uring": 18000.0, "threaded": 10000.0, "minimal": 20000.0,
+               "minimal_uring": 24000.0}
+        records = [closed_run(s.name, 1, rps[s.name]) for s in srv]
+        records += [idle_run(s.name, 1, rss) for s, rss in zip(srv, [900.0, 9000.0, 1000.0, 600.0])]
+        points = summarise(records, srv, [CLOSED, IDLE])
+        with tempfile.TemporaryDirectory() as tmp:
+            write_report(Path(tmp), META, srv, [CLOSED, IDLE], points,
+                         goals(points, srv, [CLOSED, IDLE]), [], [])
+            cls.lines = (Path(tmp) / "report.md").read_text().splitlines()
+
+    def test_closed_loop_rows(self):
+        # 0.75 = 18,000 / minimal_uring's 24,000, beside 0.9 = / minimal's 20,000.
+        self.assertIn("| reverbd-w1-io_uring | 18,000 [18,000 – 18,000] | 50 | 100 | 200 | 400 | "
+                      "0.5 | 0.25 | 0.12 | 28 | 0.9 | 0.75 | 1.8 | 1 |", self.lines)
+        self.assertIn("| minimal_uring | 24,000 [24,000 – 24,000] | 50 | 100 | 200 | 400 | 0.5 | "
+                      "0.25 | 0.12 | 21 | 1.2 | 1 | 2.4 | 1 |", self.lines)
+
+    def test_idle_rows(self):
+        self.assertIn("| reverbd-w1-io_uring | 900 [900 – 900] | 4,096 | 2 | 0.01 | 0.9 | 1.5 | "
+                      "0.1 |", self.lines)
+
+    def test_minimal_uring_is_listed_last(self):
+        at = self.lines.index("## closed-50: closed loop, 17 B, 50 connections")
+        self.assertEqual([line.split(" | ")[0] for line in self.lines[at + 4:at + 8]],
+                         ["| reverbd-w1-io_uring", "| threaded", "| minimal", "| minimal_uring"])
+        self.assertIn("- `minimal_uring`: `minimal_uring `", self.lines)
 
 
 if __name__ == "__main__":
