@@ -87,6 +87,11 @@ class WriteReportTest(unittest.TestCase):
                       self.lines)
         self.assertIn("| reverbd-w1 | idle-200: at most 4096 B RSS per connection | 1,500 B | yes |",
                       self.lines)
+        # The io_uring goals without minimal_uring: unmeasured, a dash, not met.
+        self.assertIn("| reverbd-w1 | closed-50, best reverbd variant: at least 1.0x minimal | 0.5x "
+                      "| **no** |", self.lines)
+        self.assertIn("| reverbd-w1 | closed-50, best reverbd variant: at least 0.9x minimal_uring "
+                      "| — | **no** |", self.lines)
 
     def test_closed_loop_rows(self):
         # 12,500 = median of 12,000 / 13,000 / 12,500 req/s; 0.5 = 12,500 / minimal's 25,000;
@@ -159,6 +164,10 @@ class MinimalUringReportTest(unittest.TestCase):
     def test_idle_rows(self):
         self.assertIn("| reverbd-w1-io_uring | 900 [900 – 900] | 4,096 | 2 | 0.01 | 0.9 | 1.5 | "
                       "0.1 |", self.lines)
+
+    def test_goal_rows(self):
+        self.assertIn("| reverbd-w1-io_uring | closed-50, best reverbd variant: at least 0.9x "
+                      "minimal_uring | 0.75x | **no** |", self.lines)
 
     def test_minimal_uring_is_listed_last(self):
         at = self.lines.index("## closed-50: closed loop, 17 B, 50 connections")
