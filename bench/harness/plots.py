@@ -31,7 +31,8 @@ COLOURS = ["#1b9e77", "#d95f02", "#66a61e", "#e6ab02", "#7570b3", "#e7298a", "#a
 
 
 KNOWN_COLOURS = {"reverbd-w1": COLOURS[0], "reverbd-w2": COLOURS[1], "reverbd-w1-io_uring": COLOURS[2],
-                 "reverbd-w2-io_uring": COLOURS[3], "threaded": COLOURS[4], "minimal": COLOURS[5]}
+                 "reverbd-w2-io_uring": COLOURS[3], "threaded": COLOURS[4], "minimal": COLOURS[5],
+                 "minimal_uring": COLOURS[6]}
 
 
 def colour_of(servers, server):
