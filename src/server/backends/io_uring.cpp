@@ -393,25 +393,27 @@ void IoUringBackend::recycle(uint16_t bufferId) noexcept {
 }
 
 bool IoUringBackend::deliverStash(IoEvents& events, uint32_t index) noexcept {
-  Slot& slot = slots_[index];
-  if (slot.connection == nullptr || !slot.reading) return true;
-  const uint32_t generation = slot.generation;
-  Connection& c = *slot.connection;
-  if (!slot.stash.empty()) {
-    std::string stash = std::move(slot.stash);
-    slot.stash.clear();
+  Slot* slot = &slots_[index];
+  if (slot->connection == nullptr || !slot->reading) return true;
+  const uint32_t generation = slot->generation;
+  Connection& c = *slot->connection;
+  if (!slot->stash.empty()) {
+    std::string stash = std::move(slot->stash);
+    slot->stash.clear();
     events.onData(c, stash);
-    if (liveSlot(index, generation) == nullptr) return false;
+    // The callback may have closed the connection; look the slot up again rather than trust it.
+    slot = liveSlot(index, generation);
+    if (slot == nullptr) return false;
   }
-  if (!slot.reading) return true;  // paused again: the EOF or error waits for the next resume
-  if (slot.eofStashed) {
-    slot.eofStashed = false;
-    slot.reading = false;
+  if (!slot->reading) return true;  // paused again: the EOF or error waits for the next resume
+  if (slot->eofStashed) {
+    slot->eofStashed = false;
+    slot->reading = false;
     events.onEof(c);
-  } else if (slot.errorStashed != 0) {
-    const int error = slot.errorStashed;
-    slot.errorStashed = 0;
-    slot.reading = false;
+  } else if (slot->errorStashed != 0) {
+    const int error = slot->errorStashed;
+    slot->errorStashed = 0;
+    slot->reading = false;
     events.onError(c, error);
   }
   return true;
