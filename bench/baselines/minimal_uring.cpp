@@ -53,18 +53,20 @@ struct Connection {
   Connection(int fd, Framing framing, FrameLimits limits) : socket(fd), reverser(framing, limits) {}
   UniqueFd socket;
   InPlaceReverser reverser;
-  Buffer out;             // replies waiting for the send in flight to finish
-  Buffer inflight;        // the bytes of the send in flight
+  Buffer out;       // replies waiting for the send in flight to finish
+  Buffer inflight;  // the bytes of the send in flight
   bool sending = false;
   bool recvArmed = false;
-  bool paused = false;    // receiving stopped: out is past kPauseAt
-  bool done = false;      // no more input (EOF, error or protocol error): close once idle
+  bool paused = false;  // receiving stopped: out is past kPauseAt
+  bool done = false;    // no more input (EOF, error or protocol error): close once idle
 };
 
 class Server {
  public:
   Server(UniqueFd listener, UniqueFd signals, Framing framing, FrameLimits limits)
-      : listener_(std::move(listener)), signals_(std::move(signals)), framing_(framing),
+      : listener_(std::move(listener)),
+        signals_(std::move(signals)),
+        framing_(framing),
         limits_(limits) {}
 
   ~Server() {

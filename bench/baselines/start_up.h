@@ -18,9 +18,9 @@
 namespace reverb::baseline {
 
 struct StartUp {
-  UniqueFd listener;      // non-blocking, listening
-  SocketAddress bound;    // with the real port
-  sigset_t stopSignals;   // SIGINT and SIGTERM, blocked
+  UniqueFd listener;     // non-blocking, listening
+  SocketAddress bound;   // with the real port
+  sigset_t stopSignals;  // SIGINT and SIGTERM, blocked
   Framing framing;
   std::string framingName;
   FrameLimits limits;

@@ -4,11 +4,10 @@
 // every byte in order; a completion for a closed connection never reaches the connection that
 // reuses its fd number. Skipped, with the kernel's reason, where the kernel refuses io_uring
 // (a failure instead under REVERB_REQUIRE_BACKENDS=1, as scripts/test sets).
+#include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <cstring>
 #include <functional>
@@ -18,9 +17,9 @@
 #include <vector>
 
 #include "base/net.h"
-#include "support/backend_environment.h"
 #include "server/backends/io_uring.h"
 #include "server/connection.h"
+#include "support/backend_environment.h"
 
 namespace reverb {
 namespace {

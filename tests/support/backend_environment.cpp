@@ -8,18 +8,22 @@
 
 namespace reverb::testing {
 
-std::string testBackend() { return envOr("REVERB_TEST_BACKEND"); }
+std::string testBackend() {
+  return envOr("REVERB_TEST_BACKEND");
+}
 
-bool backendsRequired() { return envOr("REVERB_REQUIRE_BACKENDS") == "1"; }
+bool backendsRequired() {
+  return envOr("REVERB_REQUIRE_BACKENDS") == "1";
+}
 
 bool skipUnavailable(const std::string& backend, bool available, const std::string& reason) {
   if (available) return false;
   // GTEST_SKIP() and FAIL() without their `return`, so the caller decides how to end the test.
   const bool required = backendsRequired();
-  const std::string why =
-      required ? "the " + backend + " backend is built but this kernel refuses it (" + reason +
-                     "), and REVERB_REQUIRE_BACKENDS=1 forbids skipping it"
-               : "the " + backend + " backend is unavailable here: " + reason;
+  const std::string why = required ? "the " + backend +
+                                         " backend is built but this kernel refuses it (" + reason +
+                                         "), and REVERB_REQUIRE_BACKENDS=1 forbids skipping it"
+                                   : "the " + backend + " backend is unavailable here: " + reason;
   ::testing::internal::AssertHelper(
       required ? ::testing::TestPartResult::kFatalFailure : ::testing::TestPartResult::kSkip,
       __FILE__, __LINE__, why.c_str()) = ::testing::Message();

@@ -1,8 +1,7 @@
 #include "server/backends/backends.h"
 
-#include <sys/epoll.h>
-
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
 
 #include <array>
 
@@ -36,7 +35,9 @@ Result<std::unique_ptr<IoBackend>> createEpoll() {
 }
 
 #ifdef REVERB_HAVE_IO_URING
-std::string probeIoUring() { return IoUringBackend::probe().reason; }
+std::string probeIoUring() {
+  return IoUringBackend::probe().reason;
+}
 
 Result<std::unique_ptr<IoBackend>> createIoUring() {
   // A ring can be set up on kernels that lack what the backend needs (multishot recv is 6.0):
@@ -112,8 +113,8 @@ Result<std::unique_ptr<IoBackend>> makeBackend(BackendKind kind) {
                    why.empty() ? "the first choice, and this kernel runs it" : why);
       return backend;
     }
-    why += (why.empty() ? "" : "; ") + std::string(e.name) + " unavailable: " +
-           backend.error().message();
+    why += (why.empty() ? "" : "; ") + std::string(e.name) +
+           " unavailable: " + backend.error().message();
   }
   return makeError(std::errc::function_not_supported, "no I/O backend can run here (" + why + ")");
 }

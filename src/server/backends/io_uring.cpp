@@ -40,11 +40,15 @@ constexpr uint64_t pack(Op op, uint32_t index, uint32_t generation = 0) noexcept
   return (uint64_t{static_cast<uint8_t>(op)} << 56) | (uint64_t{generation & 0xffffffu} << 32) |
          index;
 }
-constexpr Op opOf(uint64_t userData) noexcept { return static_cast<Op>(userData >> 56); }
+constexpr Op opOf(uint64_t userData) noexcept {
+  return static_cast<Op>(userData >> 56);
+}
 constexpr uint32_t generationOf(uint64_t userData) noexcept {
   return static_cast<uint32_t>(userData >> 32) & 0xffffffu;
 }
-constexpr uint32_t indexOf(uint64_t userData) noexcept { return static_cast<uint32_t>(userData); }
+constexpr uint32_t indexOf(uint64_t userData) noexcept {
+  return static_cast<uint32_t>(userData);
+}
 
 constexpr uint32_t kNoSlot = UINT32_MAX;
 
@@ -87,8 +91,8 @@ std::string explain(int error) {
       if (FILE* f = std::fopen("/proc/sys/kernel/io_uring_disabled", "re")) {
         int disabled = 0;
         if (std::fscanf(f, "%d", &disabled) == 1 && disabled != 0) {
-          reason = "io_uring is disabled (EPERM: kernel.io_uring_disabled = " +
-                   std::to_string(disabled);
+          reason =
+              "io_uring is disabled (EPERM: kernel.io_uring_disabled = " + std::to_string(disabled);
         }
         std::fclose(f);
       }
@@ -150,12 +154,12 @@ Result<void> IoUringBackend::init() {
   (void)io_uring_register_ring_fd(&ring_);
 
   bufRingBytes_ = kBufferCount * sizeof(io_uring_buf);
-  void* ringMemory = ::mmap(nullptr, bufRingBytes_, PROT_READ | PROT_WRITE,
-                            MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* ringMemory =
+      ::mmap(nullptr, bufRingBytes_, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (ringMemory == MAP_FAILED) return errnoError("mmap(buffer ring)");
   bufRing_ = static_cast<io_uring_buf_ring*>(ringMemory);
-  void* bufferMemory = ::mmap(nullptr, size_t{kBufferCount} * kBufferSize,
-                              PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  void* bufferMemory = ::mmap(nullptr, size_t{kBufferCount} * kBufferSize, PROT_READ | PROT_WRITE,
+                              MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (bufferMemory == MAP_FAILED) return errnoError("mmap(receive buffers)");
   buffers_ = static_cast<char*>(bufferMemory);
 
@@ -165,9 +169,10 @@ Result<void> IoUringBackend::init() {
   reg.bgid = kBufferGroup;
   if (int r = io_uring_register_buf_ring(&ring_, &reg, 0); r != 0) {
     return Error{std::error_code(-r, std::system_category()),
-                 r == -EINVAL ? "io_uring_register_buf_ring: the kernel lacks provided-buffer rings "
-                                "(Linux 5.19 or later needed)"
-                              : "io_uring_register_buf_ring: " + explain(-r)};
+                 r == -EINVAL
+                     ? "io_uring_register_buf_ring: the kernel lacks provided-buffer rings "
+                       "(Linux 5.19 or later needed)"
+                     : "io_uring_register_buf_ring: " + explain(-r)};
   }
   io_uring_buf_ring_init(bufRing_);
   const int mask = io_uring_buf_ring_mask(kBufferCount);
@@ -388,8 +393,8 @@ void IoUringBackend::wantWritable(Connection& c) noexcept {
 }
 
 void IoUringBackend::recycle(uint16_t bufferId) noexcept {
-  io_uring_buf_ring_add(bufRing_, buffers_ + size_t{bufferId} * kBufferSize, kBufferSize,
-                        bufferId, io_uring_buf_ring_mask(kBufferCount), recycled_++);
+  io_uring_buf_ring_add(bufRing_, buffers_ + size_t{bufferId} * kBufferSize, kBufferSize, bufferId,
+                        io_uring_buf_ring_mask(kBufferCount), recycled_++);
 }
 
 bool IoUringBackend::deliverStash(IoEvents& events, uint32_t index) noexcept {
@@ -454,8 +459,8 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
     const auto bufferId = static_cast<uint16_t>(cqe.flags >> IORING_CQE_BUFFER_SHIFT);
     ++counters_.buffersOut;
     if (cqe.res > 0) {
-      bytes = std::string_view(buffers_ + size_t{bufferId} * kBufferSize,
-                               static_cast<size_t>(cqe.res));
+      bytes =
+          std::string_view(buffers_ + size_t{bufferId} * kBufferSize, static_cast<size_t>(cqe.res));
     }
     // Returned to the ring now; the kernel sees it at the batch's advance, after onData copied.
     recycle(bufferId);
@@ -491,7 +496,7 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
   } else {
     switch (-cqe.res) {
       case ECANCELED:  // our pause or removal
-      case ENOBUFS:  // the ring ran dry in this batch; buffers are back once it ends
+      case ENOBUFS:    // the ring ran dry in this batch; buffers are back once it ends
         ++counters_.ringEmpty;
         break;
       case EINTR:
@@ -547,8 +552,7 @@ Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
     __kernel_timespec ts{};
     ts.tv_sec = timeoutMs / 1000;
     ts.tv_nsec = static_cast<long long>(timeoutMs % 1000) * 1'000'000;
-    r = io_uring_submit_and_wait_timeout(&ring_, &first, 1, timeoutMs < 0 ? nullptr : &ts,
-                                         nullptr);
+    r = io_uring_submit_and_wait_timeout(&ring_, &first, 1, timeoutMs < 0 ? nullptr : &ts, nullptr);
   }
   if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY && r != -EAGAIN) {
     spdlog::critical("io_uring_enter: {}; the event loop cannot go on", std::strerror(-r));
