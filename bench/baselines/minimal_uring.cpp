@@ -216,6 +216,10 @@ class Server {
     if (!c.done || c.recvArmed || c.sending) return;
     if (!c.out.empty()) return startSend(c);
     connections_[static_cast<size_t>(c.socket.get())].reset();
+    if (acceptPaused_) {
+      acceptPaused_ = false;
+      armAccept();
+    }
   }
 
   void onData(Connection& c, char* data, size_t n, bool eof) {
@@ -256,7 +260,16 @@ class Server {
           armRecv(*c);
           connections_[static_cast<size_t>(cqe.res)] = std::move(c);
         }
-        if (!more) armAccept();  // EMFILE and friends end the multishot; try again next round
+        if (!more) {
+          const int error = cqe.res < 0 ? -cqe.res : 0;
+          if (error == EMFILE || error == ENFILE || error == ENOBUFS || error == ENOMEM) {
+            // Out of descriptors: accepting again now would fail again, in a busy loop. As
+            // minimal does, wait until a connection closes.
+            acceptPaused_ = true;
+          } else {
+            armAccept();
+          }
+        }
         return true;
       }
       case Op::kRecv: {
@@ -323,6 +336,7 @@ class Server {
   io_uring_buf_ring* bufRing_ = nullptr;
   char* buffers_ = nullptr;
   int recycled_ = 0;
+  bool acceptPaused_ = false;  // out of descriptors: accept again when a connection closes
   signalfd_siginfo signal_{};
   std::vector<std::unique_ptr<Connection>> connections_;  // indexed by fd
 };

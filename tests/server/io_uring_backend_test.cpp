@@ -241,5 +241,50 @@ TEST_F(IoUringBackendTest, ACompletionForAClosedConnectionNeverReachesItsSuccess
   backend_->removeConnection(*successor, true);
 }
 
+
+// Found in review: a recv SQE queued by a resume, not yet submitted when its connection is removed
+// and the fd closed, must not run later on the socket that reuses the fd number.
+TEST_F(IoUringBackendTest, AQueuedRecvNeverReadsTheSocketThatReusesItsFd) {
+  std::vector<UniqueFd> clients = connectClients(1);
+  ASSERT_EQ(events_->accepted.size(), 1u);
+  ConnectionPtr a = events_->accepted[0];
+  backend_->setReading(*a, false);  // the recv is cancelled ...
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(backend_->poll(*events_, 10));
+  backend_->setReading(*a, true);  // ... and queued again, not yet submitted
+  const int freedFd = a->fd();
+  backend_->removeConnection(*a, true);
+  events_->accepted.clear();
+  a.reset();  // the fd closes
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+  ASSERT_EQ(pair[0], freedFd);
+  UniqueFd peer(pair[1]);
+  sendAll(peer.get(), "hello");
+  auto b = std::make_shared<Connection>(UniqueFd(pair[0]), ProtocolConfig{}, owner_, stats_);
+  ASSERT_TRUE(backend_->addConnection(*b));
+  pollUntil([&] { return events_->received[b.get()].size() >= 5; });
+  EXPECT_EQ(events_->received[b.get()], "hello");
+  backend_->removeConnection(*b, true);
+}
+
+// Found in review: with more connections than SQ entries, the drain's cancels force submits that
+// run recvs queued earlier; the bytes those recvs take are no longer in FIONREAD and must still
+// be delivered, not dropped as late.
+TEST_F(IoUringBackendTest, TheDrainDeliversBytesAQueuedRecvTookDuringIt) {
+  raiseFileLimit();
+  constexpr size_t kClients = 1100;  // more than the 1,024 SQ entries
+  std::vector<UniqueFd> clients = connectClients(kClients);
+  ASSERT_EQ(events_->accepted.size(), kClients);
+  Connection& last = *events_->accepted.back();
+  backend_->setReading(last, false);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(backend_->poll(*events_, 10));
+  backend_->setReading(last, true);  // a resume: its recv SQE is queued, as runRequests does
+  sendAll(clients.back().get(), "request-before-drain");  // on loopback: in the socket on return
+  for (ConnectionPtr& c : events_->accepted) backend_->finishReading(*events_, *c);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(backend_->poll(*events_, 10));
+  EXPECT_EQ(events_->received[&last], "request-before-drain");
+  for (ConnectionPtr& c : events_->accepted) backend_->removeConnection(*c, true);
+}
+
 }  // namespace
 }  // namespace reverb

@@ -203,13 +203,18 @@ io_uring_sqe* IoUringBackend::nextSqe() noexcept {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   if (sqe != nullptr) return sqe;
   // The submission queue is full: hand it to the kernel now and take a fresh entry.
-  (void)io_uring_submit(&ring_);
+  (void)submitNow();
   sqe = io_uring_get_sqe(&ring_);
   if (sqe == nullptr) {
     spdlog::critical("io_uring: no submission queue entry after a submit; giving up");
     std::abort();
   }
   return sqe;
+}
+
+int IoUringBackend::submitNow() noexcept {
+  ++batch_;
+  return io_uring_submit(&ring_);
 }
 
 void IoUringBackend::armWake() noexcept {
@@ -238,6 +243,7 @@ void IoUringBackend::armRecv(uint32_t index) noexcept {
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, pack(Op::kRecv, index, slot.generation));
   slot.recvArmed = true;
+  slot.queuedBatch = batch_;
 }
 
 void IoUringBackend::cancel(uint64_t userData) noexcept {
@@ -326,11 +332,15 @@ void IoUringBackend::removeConnection(Connection& c, bool /*fdClosesNow*/) noexc
   // old generation and are dropped.
   if (slot->recvArmed) cancel(pack(Op::kRecv, index, slot->generation));
   if (slot->pollOutArmed) cancel(pack(Op::kPollOut, index, slot->generation));
+  // An SQE of this connection still queued would reach the kernel only after the fd closed, and
+  // then act on whichever socket reuses the number: send it (and the cancels) now.
+  const bool unsent = slot->queuedBatch == batch_;
   slotByFd_[static_cast<size_t>(c.fd())] = kNoSlot;
   const uint32_t next = (slot->generation + 1) & 0xffffffu;
   *slot = Slot{};
   slot->generation = next;
   freeSlots_.push_back(index);
+  if (unsent) (void)submitNow();
 }
 
 void IoUringBackend::setReading(Connection& c, bool on) noexcept {
@@ -355,6 +365,21 @@ void IoUringBackend::finishReading(IoEvents& events, Connection& c) noexcept {
   if (slot == nullptr) return;
   const auto index = static_cast<uint32_t>(slot - slots_.data());
   const uint32_t generation = slot->generation;
+  // First end the multishot recv, delivering whatever it completes meanwhile: a submit forced by a
+  // full SQ (or task work, in the fallback modes) may already have run it, and bytes it took are
+  // no longer counted by FIONREAD. Other connections' completions are handled on the way.
+  if (slot->recvArmed) {
+    cancel(pack(Op::kRecv, index, generation));
+    for (int round = 0; round < 64; ++round) {
+      const int r = io_uring_submit_and_get_events(&ring_);
+      ++batch_;
+      if (r < 0 && r != -EINTR && r != -EBUSY && r != -EAGAIN) break;
+      reap(events);
+      slot = liveSlot(index, generation);
+      if (slot == nullptr) return;
+      if (!slot->recvArmed) break;
+    }
+  }
   // Stashed bytes were received before the drain: they count.
   if (!slot->stash.empty()) {
     std::string stash = std::move(slot->stash);
@@ -363,13 +388,12 @@ void IoUringBackend::finishReading(IoEvents& events, Connection& c) noexcept {
     slot = liveSlot(index, generation);
     if (slot == nullptr) return;
   }
-  // Then exactly what the kernel holds now. With DEFER_TASKRUN no recv runs between our own
-  // io_uring_enter calls, so these bytes are not also on their way through the ring.
+  // Then exactly what the kernel holds now; with no recv in flight, nothing else can take it.
   int pending = 0;
   if (::ioctl(c.fd(), FIONREAD, &pending) != 0) pending = 0;
   slot->reading = false;
   slot->discardLate = true;
-  if (slot->recvArmed) cancel(pack(Op::kRecv, index, generation));
+  if (slot->recvArmed) cancel(pack(Op::kRecv, index, generation));  // the 64 rounds ran out
   std::string bytes;
   while (pending > 0) {
     bytes.resize(std::min<size_t>(kBufferSize, static_cast<size_t>(pending)));
@@ -390,6 +414,7 @@ void IoUringBackend::wantWritable(Connection& c) noexcept {
   io_uring_prep_poll_add(sqe, c.fd(), POLLOUT);
   io_uring_sqe_set_data64(sqe, pack(Op::kPollOut, index, slot->generation));
   slot->pollOutArmed = true;
+  slot->queuedBatch = batch_;
 }
 
 void IoUringBackend::recycle(uint16_t bufferId) noexcept {
@@ -429,11 +454,9 @@ void IoUringBackend::onAcceptCqe(IoEvents& events, uint32_t listener,
   Listener& l = listeners_[listener];
   if ((cqe.flags & IORING_CQE_F_MORE) == 0) l.armed = false;
   if (cqe.res >= 0) {
-    if (accepting_) {
-      events.onAccept(UniqueFd(cqe.res));
-    } else {
-      ::close(cqe.res);  // completed after a pause was asked for; the client sees a reset
-    }
+    // Even after a pause was asked for: the kernel admitted the client, and the reactor decides
+    // (it refuses only while draining, as for any accept).
+    events.onAccept(UniqueFd(cqe.res));
   } else {
     switch (-cqe.res) {
       case ECANCELED:
@@ -485,8 +508,7 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
     }
   } else if (cqe.res == 0) {
     slot->eofSeen = true;
-    if (slot->discardLate) return;
-    if (slot->reading && slot->stash.empty()) {
+    if (slot->reading && slot->stash.empty() && !slot->discardLate) {
       slot->reading = false;
       events.onEof(c);
     } else {
@@ -496,7 +518,8 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
   } else {
     switch (-cqe.res) {
       case ECANCELED:  // our pause or removal
-      case ENOBUFS:    // the ring ran dry in this batch; buffers are back once it ends
+        break;
+      case ENOBUFS:  // the ring ran dry in this batch; buffers are back once it ends
         ++counters_.ringEmpty;
         break;
       case EINTR:
@@ -504,8 +527,7 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
         break;
       default:
         slot->eofSeen = true;
-        if (slot->discardLate) return;
-        if (slot->reading && slot->stash.empty()) {
+        if (slot->reading && slot->stash.empty() && !slot->discardLate) {
           slot->reading = false;
           events.onError(c, -cqe.res);
         } else {
@@ -545,6 +567,7 @@ void IoUringBackend::handle(IoEvents& events, const io_uring_cqe& cqe) noexcept 
 Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
   if (!resumed_.empty()) timeoutMs = 0;  // stashed input is ready now
   int r;
+  ++batch_;  // everything queued so far goes to the kernel with this enter
   if (timeoutMs == 0) {
     r = io_uring_submit_and_get_events(&ring_);
   } else {
@@ -563,7 +586,11 @@ Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
   std::vector<uint32_t> resumed;
   resumed.swap(resumed_);
   for (uint32_t index : resumed) (void)deliverStash(events, index);
+  reap(events);
+  return {};
+}
 
+void IoUringBackend::reap(IoEvents& events) noexcept {
   // Every completion, including any the kernel kept back on CQ overflow, before returning.
   io_uring_cqe* batch[256];
   for (;;) {
@@ -581,7 +608,6 @@ Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
       recycled_ = 0;
     }
   }
-  return {};
 }
 
 void IoUringBackend::wake() noexcept {

@@ -17,7 +17,10 @@
 //
 // Pausing a connection cancels its recv. Bytes that complete between the pause and the cancel
 // are kept (the stash) and delivered before anything newer when reading resumes, so back-pressure
-// never drops or reorders input. Writes stay with the workers (send(2) on the socket), as on
+// never drops or reorders input. Removing a connection whose recv SQE was queued but not yet sent
+// submits at once: sent later, after the fd closed, it would read from whichever socket reuses
+// the fd number. The drain (finishReading) first ends the multishot recv and delivers what it
+// completed, then reads what FIONREAD reports, so no byte the kernel received is lost in between. Writes stay with the workers (send(2) on the socket), as on
 // epoll; wantWritable is a one-shot POLL_ADD(POLLOUT).
 //
 // Threading: loop-thread only (the thread that created it, which is the ring's single issuer),
@@ -87,6 +90,7 @@ class IoUringBackend final : public IoBackend {
     bool eofStashed = false;           // ... while paused: reported after the stash on resume
     int errorStashed = 0;              // a receive error that completed while paused
     bool discardLate = false;          // finishReading ran: later bytes came too late (drain)
+    uint64_t queuedBatch = 0;          // the submission batch of its last SQE (batch_: not sent)
     std::string stash;                 // bytes that completed while paused, oldest first
   };
   struct Listener {
@@ -98,6 +102,10 @@ class IoUringBackend final : public IoBackend {
   Result<void> init();
 
   io_uring_sqe* nextSqe() noexcept;
+  // Sends the queued SQEs to the kernel now (and starts a new batch); returns io_uring_submit's.
+  int submitNow() noexcept;
+  // Handles every completion the CQ holds, overflowed ones included, and returns the buffers.
+  void reap(IoEvents& events) noexcept;
   void armAccept(uint32_t listener) noexcept;
   void armRecv(uint32_t slot) noexcept;
   void armWake() noexcept;
@@ -121,7 +129,8 @@ class IoUringBackend final : public IoBackend {
   io_uring_buf_ring* bufRing_ = nullptr;
   size_t bufRingBytes_ = 0;
   char* buffers_ = nullptr;
-  int recycled_ = 0;  // buffers added since the last advance
+  int recycled_ = 0;    // buffers added since the last advance
+  uint64_t batch_ = 1;  // the submission batch being filled; bumped by every submit
   Counters counters_;
 
   std::vector<Slot> slots_;
