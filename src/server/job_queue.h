@@ -12,6 +12,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <iterator>
 #include <utility>
 
 namespace reverb {
@@ -44,6 +45,11 @@ class JobQueue {
   // Thread-safe. Fails only if memory runs out (returns false; the item is not queued).
   bool push(Producer& producer, T item) { return queue_.enqueue(producer, std::move(item)); }
   bool push(T item) { return queue_.enqueue(std::move(item)); }
+  // Moves items[0..n) in as one operation: the consumers see them in order, and the semaphore is
+  // signalled once for all of them. Fails (nothing queued) only if memory runs out.
+  bool pushBulk(Producer& producer, T* items, size_t n) {
+    return queue_.enqueue_bulk(producer, std::make_move_iterator(items), n);
+  }
 
   // Blocks until at least one item is available; moves up to `max` items to out[0..n) and
   // returns n >= 1.

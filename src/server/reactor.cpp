@@ -23,8 +23,8 @@ constexpr int kDrainAcceptLimit = 4096;
 }  // namespace
 
 Reactor::Reactor(std::unique_ptr<IoBackend> backend, std::vector<UniqueFd> listeners,
-                 const ProtocolConfig& protocol, JobQueue<ConnectionPtr>& queue,
-                 ServerStats& stats, std::chrono::milliseconds drainTimeout)
+                 const ProtocolConfig& protocol, JobQueue<ConnectionPtr>& queue, ServerStats& stats,
+                 std::chrono::milliseconds drainTimeout)
     : backend_(std::move(backend)),
       listeners_(std::move(listeners)),
       protocol_(protocol),
@@ -54,9 +54,11 @@ Result<void> Reactor::run() {
     }
     // The backend has logged why; the loop ends and the server with it (reverbd exits 1).
     if (auto polled = backend_->poll(*this, timeoutMs); !polled) return polled.error();
+    dispatchReady();  // the workers start on this round's input while the requests below run
     runRequests();
     if (stopRequested_.load() && !draining_) beginDrain();
     runTimers(Clock::now());
+    dispatchReady();
   }
   return {};
 }
@@ -113,13 +115,21 @@ void Reactor::runRequests() noexcept {
 }
 
 void Reactor::schedule(Connection& c) noexcept {
-  if (!queue_.push(producer_, c.shared_from_this())) {
-    // Out of memory for the queue: the connection cannot be served. It is closed from the
-    // request list, not here, because the backend may still be using `c` in this call.
-    spdlog::error("job queue full: dropping {}", c.peerName());
-    c.abort(true);
-    post(c.shared_from_this(), ConnectionRequest::kClose);
+  ready_.push_back(c.shared_from_this());
+}
+
+void Reactor::dispatchReady() noexcept {
+  if (ready_.empty()) return;
+  if (!queue_.pushBulk(producer_, ready_.data(), ready_.size())) {
+    // Out of memory for the queue: these connections cannot be served. Each is closed from the
+    // request list, after this round, like any other close a strand asks for.
+    for (ConnectionPtr& c : ready_) {
+      spdlog::error("job queue full: dropping {}", c->peerName());
+      c->abort(true);
+      post(std::move(c), ConnectionRequest::kClose);
+    }
   }
+  ready_.clear();
 }
 
 void Reactor::close(Connection& c, bool forced) noexcept {

@@ -66,7 +66,11 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   void onWake() noexcept override;
   void onPolled() noexcept override;
 
+  // Queues c's strand for the pool. The jobs of one poll round are collected in ready_ and handed
+  // over together by dispatchReady(): one queue operation and at most one wake-up per sleeping
+  // worker per round, instead of one per connection (docs/BENCHMARKS.md, "The hand-off").
   void schedule(Connection& c) noexcept;
+  void dispatchReady() noexcept;
   // Ends a connection whose replies are all in the kernel: a FIN, and a lingering close unless the
   // peer has closed already.
   void finish(Connection& c) noexcept;
@@ -87,6 +91,7 @@ class Reactor final : public IoEvents, public ConnectionOwner {
 
   std::unordered_map<int, ConnectionPtr> connections_;
   std::deque<std::weak_ptr<Connection>> lingering_;  // oldest first; one fixed timeout for all
+  std::vector<ConnectionPtr> ready_;                 // this round's jobs, not yet in the queue
   std::optional<Clock::time_point> acceptResumeAt_;
   std::optional<Clock::time_point> drainDeadline_;
   bool draining_ = false;
