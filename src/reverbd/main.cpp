@@ -2,17 +2,18 @@
 // default), by line, or by length-prefixed frame.
 //
 // usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
-//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|io_uring|epoll]
-//                [--log-level LEVEL] [--drain-timeout SECONDS] [--config FILE] [--version]
+//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend
+//                auto|io_uring|epoll]
+//                [--reply-send auto|io_uring|send] [--log-level LEVEL] [--drain-timeout SECONDS]
+//                [--config FILE] [--version]
 //        reverbd --list-backends
 //
 // With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing.
-// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
-// framing=... unit=..." once it accepts connections. SIGINT/SIGTERM drain: stop accepting, answer
-// every request already received, close, exit 0; a second signal exits at once with status 1.
-// SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored.
-// Exit status: 0 after a drain, 1 when start-up fails or the event loop meets an impossible error,
-// 2 for bad usage.
+// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=...
+// workers=... framing=... unit=... sends=..." once it accepts connections. SIGINT/SIGTERM drain:
+// stop accepting, answer every request already received, close, exit 0; a second signal exits at
+// once with status 1. SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored. Exit status: 0 after a
+// drain, 1 when start-up fails or the event loop meets an impossible error, 2 for bad usage.
 //
 // --list-backends prints one line per I/O backend this build has, in preference order, to stdout,
 // and exits 0: "NAME: available" or "NAME: unavailable (REASON)". Scripts (the benchmark harness)
@@ -38,7 +39,8 @@ namespace {
 using reverb::Framing;
 using reverb::Unit;
 
-// Validates a name with the library's own parser, so the flag accepts exactly what the code supports.
+// Validates a name with the library's own parser, so the flag accepts exactly what the code
+// supports.
 template <typename Parse>
 CLI::Validator namedBy(Parse parse, std::string what) {
   return CLI::Validator(
@@ -101,6 +103,7 @@ int main(int argc, char** argv) {
   std::string framing = "chunk";
   std::string unit;
   std::string backend = "auto";
+  std::string replySend = "auto";
   std::string logLevel = "info";
   double drainSeconds = 5.0;
   bool listBackends = false;
@@ -136,6 +139,12 @@ int main(int argc, char** argv) {
   app.add_option("--backend", backend, backendHelp())
       ->capture_default_str()
       ->check(namedBy(reverb::parseBackend, "backend"));
+  app.add_option("--reply-send", replySend,
+                 "How workers hand replies to the kernel: io_uring (one io_uring_enter for the "
+                 "replies of up to 4 connections), send (one send(2) per connection), or auto "
+                 "(io_uring where this build and kernel allow it)")
+      ->capture_default_str()
+      ->check(namedBy(reverb::parseReplySend, "reply send"));
   app.add_flag("--list-backends", listBackends,
                "Print each I/O backend this build has and whether this kernel can run it, then "
                "exit");
@@ -182,6 +191,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   config.backend = *reverb::parseBackend(backend);
+  config.replySend = *reverb::parseReplySend(replySend);
   config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(drainSeconds * 1000));
 
   auto logger = spdlog::stderr_color_mt("reverbd");
@@ -200,11 +210,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> addresses;
   for (const auto& address : (*server)->addresses()) addresses.push_back(address.toString());
   // Printed whatever the log level: tests and scripts wait for this line.
-  std::fprintf(stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s\n",
-               fmt::format("{}", fmt::join(addresses, " ")).c_str(),
-               std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
-               std::string(reverb::toString(config.protocol.framing)).c_str(),
-               std::string(reverb::toString(config.protocol.unit)).c_str());
+  std::fprintf(
+      stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s\n",
+      fmt::format("{}", fmt::join(addresses, " ")).c_str(),
+      std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
+      std::string(reverb::toString(config.protocol.framing)).c_str(),
+      std::string(reverb::toString(config.protocol.unit)).c_str(),
+      std::string((*server)->replySendName()).c_str());
   spdlog::debug("file descriptor limit {}", files);
 
   // Static: the detached signal thread may use it until the process ends.

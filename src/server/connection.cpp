@@ -181,15 +181,15 @@ void Connection::abort(bool shutdownSocket) noexcept {
   if (shutdownSocket) ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
-bool Connection::service() noexcept {
-  bool eof = false;
-  bool peerClosed = false;
+std::string_view Connection::prepare() noexcept {
   {
     std::lock_guard lock(mu_);
     if (state_ == State::kAborted) {
       scheduled_ = false;
-      return false;
+      skipped_ = true;
+      return {};
     }
+    skipped_ = false;
     if (progress_ == Progress::kServing) {
       if (in_.empty()) {
         in_.swap(inbox_);
@@ -202,17 +202,30 @@ bool Connection::service() noexcept {
       inbox_.clear();
       inbox_.shrinkIfIdle(kKeepIdleCapacity);
     }
-    eof = inputEnded(state_);
-    peerClosed = state_ == State::kPeerClosed;
+    eof_ = inputEnded(state_);
+    peerClosed_ = state_ == State::kPeerClosed;
     if (writable_) {
       writable_ = false;
       watching_ = false;
     }
   }
+  if (progress_ == Progress::kServing) parseInput(eof_, peerClosed_);
+  return out_.view();
+}
 
-  if (progress_ == Progress::kServing) parseInput(eof, peerClosed);
-
-  bool peerGone = !out_.empty() && !flushOutput();
+bool Connection::complete(ssize_t sent) noexcept {
+  if (skipped_) return false;
+  const bool eof = eof_;
+  bool alive = true;
+  if (sent > 0) {
+    out_.consume(static_cast<size_t>(sent));
+    ServerStats::add(stats_.bytesOut, static_cast<size_t>(sent));
+  } else if (sent != kNotSent && sent != -EAGAIN && sent != -EWOULDBLOCK && sent != -EINTR) {
+    ServerStats::add(stats_.writeErrors, 1);
+    alive = false;
+  }
+  if (alive && !out_.empty()) alive = flushOutput();
+  bool peerGone = !alive;
   if (peerGone) {
     if (progress_ == Progress::kServing) progressTo(Progress::kFailed);
     out_.clear();
@@ -260,9 +273,8 @@ bool Connection::service() noexcept {
       resume = true;
       if (!self) self = shared_from_this();
     }
-    more = state_ != State::kAborted &&
-           ((!inbox_.empty() && progress_ == Progress::kServing) || inputEnded(state_) != eof ||
-            writable_);
+    more = state_ != State::kAborted && ((!inbox_.empty() && progress_ == Progress::kServing) ||
+                                         inputEnded(state_) != eof || writable_);
     // When nothing more is pending, release the strand. Otherwise keep it: the caller queues the
     // connection again, behind other connections' work.
     if (!more) scheduled_ = false;
@@ -281,9 +293,10 @@ void Connection::parseInput(bool eof, bool peerClosed) noexcept {
     if (frame.status == Frame::Status::kNeedMore) break;
     if (frame.status == Frame::Status::kTooLong) {
       ServerStats::add(stats_.tooLong, 1);
-      spdlog::warn("{}: {} over the limit of {} bytes; closing after the earlier replies",
-                   peerName(), framing == Framing::kLine ? "line" : "frame",
-                   framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame);
+      spdlog::warn(
+          "{}: {} over the limit of {} bytes; closing after the earlier replies", peerName(),
+          framing == Framing::kLine ? "line" : "frame",
+          framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame);
       progressTo(Progress::kFailed);
       in_.clear();
       break;

@@ -13,11 +13,14 @@
 //    workers, and two threads never write to its socket at once.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "base/buffer.h"
 #include "base/net.h"
@@ -119,7 +122,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Strand only (the worker that popped this connection). Parses the input, appends the replies to
   // the output, sends what the socket takes and posts what the reactor must do next. Returns true
   // when more input arrived meanwhile: the caller queues the connection again.
-  bool service() noexcept;
+  bool service() noexcept {
+    prepare();
+    return complete(kNotSent);
+  }
+
+  // Strand only: service() in two halves, for a worker that sends the replies of several
+  // connections with one system call (SendRing). prepare() takes the input, parses it and returns
+  // the replies waiting to be sent (empty if none); the caller may send a prefix of them and pass
+  // complete() what that send returned (bytes, or -errno), or kNotSent. complete() sends the rest
+  // itself and does what service() does after sending; it returns what service() returns.
+  static constexpr ssize_t kNotSent = 0;
+  std::string_view prepare() noexcept;
+  bool complete(ssize_t sent) noexcept;
 
   // Loop thread only: the current state. Takes mu_; for the reactor's rare decisions (resume,
   // finish, drain), never on the per-request path.
@@ -157,22 +172,25 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   mutable std::mutex mu_;
   // Guarded by mu_: the hand-over between the reactor and the strand.
-  Buffer inbox_;                // bytes received, not yet taken by the strand
-  size_t strandBytes_ = 0;      // in_ + out_ sizes, published by the strand for back-pressure
+  Buffer inbox_;            // bytes received, not yet taken by the strand
+  size_t strandBytes_ = 0;  // in_ + out_ sizes, published by the strand for back-pressure
   State state_ = State::kOpen;
-  bool scheduled_ = false;      // queued or running on a worker
-  bool writable_ = false;       // onWritable fired since the strand last looked
+  bool scheduled_ = false;  // queued or running on a worker
+  bool writable_ = false;   // onWritable fired since the strand last looked
 
   // Loop thread only.
   std::chrono::steady_clock::time_point lingerDeadline_;  // meaningful in kLingering
 
   // Strand only.
   Framer framer_;
-  Buffer in_;                   // input not yet parsed into complete requests
-  Buffer out_;                  // replies not yet accepted by the socket
+  Buffer in_;   // input not yet parsed into complete requests
+  Buffer out_;  // replies not yet accepted by the socket
   Progress progress_ = Progress::kServing;
-  bool watching_ = false;       // kWatchWritable posted, markWritable not yet seen (a latch that
-                                // any Progress can hold)
+  bool skipped_ = false;     // prepare() found the connection aborted: complete() does nothing
+  bool eof_ = false;         // prepare() saw the input end
+  bool peerClosed_ = false;  // ... because the peer closed its side
+  bool watching_ = false;    // kWatchWritable posted, markWritable not yet seen (a latch that
+                             // any Progress can hold)
 };
 
 }  // namespace reverb

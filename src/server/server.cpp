@@ -55,16 +55,33 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   auto backend = makeBackend(config.backend);
   if (!backend) return backend.error();
 
-  server->reactor_ = std::make_unique<Reactor>(std::move(*backend), std::move(listeners),
-                                               server->config_.protocol, server->queue_,
-                                               server->stats_, config.drainTimeout);
-  server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers);
+  // One ring made here proves that the workers can make theirs; kAuto falls back to send(2).
+  server->replySend_ = ReplySend::kSend;
+  if (config.replySend != ReplySend::kSend) {
+    if (auto ring = SendRing::create()) {
+      server->replySend_ = ReplySend::kIoUring;
+    } else if (config.replySend == ReplySend::kIoUring) {
+      return ring.error();
+    } else {
+      spdlog::info("workers send replies with send(2): {}", ring.error().message());
+    }
+  }
+
+  server->reactor_ =
+      std::make_unique<Reactor>(std::move(*backend), std::move(listeners), server->config_.protocol,
+                                server->queue_, server->stats_, config.drainTimeout);
+  server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
+                                               server->replySend_ == ReplySend::kIoUring);
   return server;
 }
 
-std::string_view Server::backendName() const noexcept { return reactor_->backendName(); }
+std::string_view Server::backendName() const noexcept {
+  return reactor_->backendName();
+}
 
-size_t Server::workerCount() const noexcept { return pool_->size(); }
+size_t Server::workerCount() const noexcept {
+  return pool_->size();
+}
 
 Result<void> Server::run() {
   Result<void> result = reactor_->run();
@@ -74,6 +91,8 @@ Result<void> Server::run() {
   return result;
 }
 
-void Server::stop() noexcept { reactor_->stop(); }
+void Server::stop() noexcept {
+  reactor_->stop();
+}
 
 }  // namespace reverb

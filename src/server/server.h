@@ -15,6 +15,7 @@
 #include "server/backends/backends.h"
 #include "server/connection.h"
 #include "server/job_queue.h"
+#include "server/send_ring.h"
 #include "server/stats.h"
 
 namespace reverb {
@@ -28,6 +29,7 @@ struct ServerConfig {
   size_t workers = 0;  // 0: one per online CPU
   ProtocolConfig protocol;
   BackendKind backend = BackendKind::kAuto;  // obeyed: see makeBackend()
+  ReplySend replySend = ReplySend::kAuto;    // how workers send replies: see SendRing
   std::chrono::milliseconds drainTimeout{5000};
   int backlog = 4096;  // the kernel caps it at net.core.somaxconn
 };
@@ -44,6 +46,8 @@ class Server {
   const std::vector<SocketAddress>& addresses() const noexcept { return addresses_; }
   std::string_view backendName() const noexcept;
   size_t workerCount() const noexcept;
+  // "io_uring" or "send": what the workers use, with kAuto resolved.
+  std::string_view replySendName() const noexcept { return toString(replySend_); }
   const ServerConfig& config() const noexcept { return config_; }
 
   // Serves until stop(), then drains. Returns once every connection is closed and every worker
@@ -61,6 +65,7 @@ class Server {
   ServerStats stats_;
   JobQueue<ConnectionPtr> queue_;
   std::vector<SocketAddress> addresses_;
+  ReplySend replySend_ = ReplySend::kSend;
   std::unique_ptr<Reactor> reactor_;
   std::unique_ptr<WorkerPool> pool_;
 };

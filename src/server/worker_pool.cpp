@@ -1,9 +1,13 @@
 #include "server/worker_pool.h"
 
 #include <pthread.h>
+#include <spdlog/spdlog.h>
 
 #include <array>
+#include <span>
 #include <string>
+
+#include "server/send_ring.h"
 
 namespace reverb {
 namespace {
@@ -14,7 +18,8 @@ constexpr size_t kBatch = 4;
 
 }  // namespace
 
-WorkerPool::WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers) : queue_(queue) {
+WorkerPool::WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings)
+    : queue_(queue), sendRings_(sendRings) {
   if (workers == 0) workers = 1;
   threads_.reserve(workers);
   for (size_t i = 0; i < workers; ++i) {
@@ -33,21 +38,65 @@ void WorkerPool::stop() {
 }
 
 void WorkerPool::run() {
+  std::unique_ptr<SendRing> ring;
+  if (sendRings_) {
+    // Server::create made one ring already, so this fails only if the kernel runs out of memory
+    // for rings meanwhile; the worker then sends with send(2), which is slower, not wrong.
+    if (auto created = SendRing::create()) {
+      ring = std::move(*created);
+    } else {
+      spdlog::warn("{}; this worker sends with send(2)", created.error().message());
+    }
+  }
   auto consumer = queue_.makeConsumer();
   std::array<ConnectionPtr, kBatch> jobs;
   bool stopping = false;
   while (!stopping) {
-    size_t n = queue_.popBulk(consumer, jobs.data(), jobs.size());
-    for (size_t i = 0; i < n; ++i) {
-      ConnectionPtr job = std::move(jobs[i]);
-      if (!job) {
+    size_t popped = queue_.popBulk(consumer, jobs.data(), jobs.size());
+    size_t n = 0;  // the real jobs, moved to the front
+    for (size_t i = 0; i < popped; ++i) {
+      if (jobs[i]) {
+        if (n != i) jobs[n] = std::move(jobs[i]);
+        ++n;
+      } else {
         // Each worker must take exactly one of the empty jobs; hand back any extra.
         if (stopping) queue_.push(nullptr);
         stopping = true;
-        continue;
       }
-      // More input arrived while the strand ran: requeue it behind the others, for fairness.
-      if (job->service()) queue_.push(std::move(job));
+    }
+    serve(std::span(jobs.data(), n), ring.get());
+  }
+}
+
+void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
+  std::array<ssize_t, kBatch> sent;
+  sent.fill(Connection::kNotSent);
+  const bool together = ring != nullptr && jobs.size() > 1;
+  if (together) {
+    // Parse every strand's input first, then hand all their replies to the kernel at once. The
+    // strands stay scheduled in between, so no other worker touches their buffers.
+    std::array<SendRing::Send, kBatch> sends;
+    std::array<size_t, kBatch> owner{};
+    size_t count = 0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      std::string_view replies = jobs[i]->prepare();
+      if (replies.empty()) continue;
+      sends[count] = {jobs[i]->fd(), replies, 0};
+      owner[count++] = i;
+    }
+    // A lone reply is cheaper with send(2), which complete() makes itself.
+    if (count > 1) {
+      ring->sendAll(std::span(sends.data(), count));
+      for (size_t k = 0; k < count; ++k) sent[owner[k]] = sends[k].result;
+    }
+  }
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const bool more = together ? jobs[i]->complete(sent[i]) : jobs[i]->service();
+    // More input arrived while the strand ran: requeue it behind the others, for fairness.
+    if (more) {
+      queue_.push(std::move(jobs[i]));
+    } else {
+      jobs[i].reset();
     }
   }
 }

@@ -1,12 +1,14 @@
 // A Connection's lifecycle through the reactor's side of its interface: one State, moved only
 // along the legal transitions, and what each state means for delivered bytes and EOF.
-#include <sys/socket.h>
+#include "server/connection.h"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <memory>
-
-#include "server/connection.h"
+#include <string>
+#include <string_view>
 
 namespace reverb {
 namespace {
@@ -85,6 +87,43 @@ TEST_F(ConnectionTest, AnIllegalTransitionAborts) {
   EXPECT_DEATH(c_->startLingering(std::chrono::steady_clock::now()),
                "cannot go from peer-closed to lingering");
 #endif
+}
+
+// The two halves a worker with a send ring uses: prepare() returns the replies, the worker sends a
+// prefix of them, and complete() sends the rest itself.
+TEST_F(ConnectionTest, CompleteSendsWhatTheRingDidNot) {
+  protocol_.highWater = 1 << 20;
+  ASSERT_TRUE(c_->deliver("Go Coding Ninjas.").schedule);
+  std::string_view replies = c_->prepare();
+  ASSERT_EQ(replies, ".sajniN gnidoC oG");
+  // The ring took the first 5 bytes.
+  ASSERT_EQ(::send(c_->fd(), replies.data(), 5, MSG_NOSIGNAL), 5);
+  EXPECT_FALSE(c_->complete(5));
+  char got[64] = {};
+  ASSERT_EQ(::recv(peer_.get(), got, sizeof got, 0), 17);
+  EXPECT_EQ(std::string_view(got, 17), ".sajniN gnidoC oG");
+  EXPECT_EQ(ServerStats::get(stats_.bytesOut), 17u);
+}
+
+TEST_F(ConnectionTest, CompleteAfterEagainSendsEverything) {
+  protocol_.highWater = 1 << 20;
+  ASSERT_TRUE(c_->deliver("abc").schedule);
+  ASSERT_EQ(c_->prepare(), "cba");
+  EXPECT_FALSE(c_->complete(-EAGAIN));
+  char got[8] = {};
+  ASSERT_EQ(::recv(peer_.get(), got, sizeof got, 0), 3);
+  EXPECT_EQ(std::string_view(got, 3), "cba");
+}
+
+TEST_F(ConnectionTest, CompleteAfterAResetDropsTheRepliesAndCountsIt) {
+  protocol_.highWater = 1 << 20;
+  ASSERT_TRUE(c_->deliver("abc").schedule);
+  ASSERT_EQ(c_->prepare(), "cba");
+  EXPECT_FALSE(c_->complete(-ECONNRESET));
+  EXPECT_EQ(ServerStats::get(stats_.writeErrors), 1u);
+  EXPECT_EQ(ServerStats::get(stats_.bytesOut), 0u);
+  char got[8];
+  EXPECT_EQ(::recv(peer_.get(), got, sizeof got, MSG_DONTWAIT), -1);  // nothing was sent
 }
 
 }  // namespace
