@@ -28,6 +28,8 @@ class SendRing {
  public:
   // At most this many sends per sendAll().
   static constexpr size_t kMaxSends = 8;
+  // Replies longer than this are not worth batching (WorkerPool sends them with send(2)).
+  static constexpr size_t kLargeReply = 16 * 1024;
 
   // Fails when the build has no io_uring, or the kernel refuses to set up a ring (ENOSYS, EPERM
   // under seccomp, kernel.io_uring_disabled); the message says which.

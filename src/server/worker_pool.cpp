@@ -80,7 +80,9 @@ void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
     size_t count = 0;
     for (size_t i = 0; i < jobs.size(); ++i) {
       std::string_view replies = jobs[i]->prepare();
-      if (replies.empty()) continue;
+      // Large replies go with send(2): copying them costs far more than the system call saved,
+      // and a socket they fill would make complete() try again anyway.
+      if (replies.empty() || replies.size() > SendRing::kLargeReply) continue;
       sends[count] = {jobs[i]->fd(), replies, 0};
       owner[count++] = i;
     }
