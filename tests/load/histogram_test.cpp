@@ -117,6 +117,48 @@ TEST(HistogramTest, MergeEqualsRecordingTogether) {
   for (double p : kPercentiles) EXPECT_EQ(a.valueAtPercentile(p), all.valueAtPercentile(p)) << p;
 }
 
+TEST(HistogramTest, CountRangesRebuildTheSameHistogram) {
+  // What --json writes for each step (forEachCount) and a reader rebuilds (recordCount): the same
+  // counts, so the same percentiles; min and max come back as their ranges' lowest values.
+  std::mt19937_64 rng(11);
+  std::lognormal_distribution<double> dist(11.0, 1.5);
+  Histogram original;
+  for (int i = 0; i < 50000; ++i) original.record(static_cast<uint64_t>(dist(rng)));
+  Histogram rebuilt;
+  uint64_t ranges = 0;
+  uint64_t previousHighest = 0;
+  original.forEachCount([&](uint64_t lowest, uint64_t highest, uint64_t count) {
+    EXPECT_GT(count, 0u);
+    EXPECT_LE(lowest, highest);
+    EXPECT_EQ(original.lowestEquivalent(highest), lowest);
+    if (ranges > 0) {
+      EXPECT_GT(lowest, previousHighest);  // lowest first, no overlap
+    }
+    previousHighest = highest;
+    rebuilt.recordCount(lowest, count);
+    ++ranges;
+  });
+  EXPECT_GT(ranges, 100u);
+  EXPECT_EQ(rebuilt.count(), original.count());
+  EXPECT_EQ(rebuilt.min(), original.lowestEquivalent(original.min()));
+  EXPECT_EQ(rebuilt.max(), original.lowestEquivalent(original.max()));
+  for (double p : kPercentiles) {
+    if (p == 0.0 || p > 99.9) continue;  // these may fall in the lowest or highest range
+    EXPECT_EQ(rebuilt.valueAtPercentile(p), original.valueAtPercentile(p)) << "p" << p;
+  }
+  // recordCount(v, n) is n record(v) calls.
+  Histogram once;
+  Histogram many;
+  once.recordCount(123456, 7);
+  for (int i = 0; i < 7; ++i) many.record(123456);
+  EXPECT_EQ(once.count(), many.count());
+  EXPECT_EQ(once.mean(), many.mean());
+  EXPECT_EQ(once.valueAtPercentile(50), many.valueAtPercentile(50));
+  once.recordCount(99, 0);
+  EXPECT_EQ(once.count(), 7u);
+  EXPECT_EQ(once.min(), 123456u);
+}
+
 TEST(HistogramTest, MergeRefusesDifferentLayouts) {
   Histogram a(3'600'000'000'000ULL, 3);
   Histogram b(1'000'000'000ULL, 3);

@@ -55,6 +55,20 @@ bool Histogram::merge(const Histogram& other) noexcept {
   return true;
 }
 
+void Histogram::recordCount(uint64_t value, uint64_t count) noexcept {
+  if (count == 0) return;
+  if (value > highest_) {
+    clamped_ += count;
+    max_ = std::max(max_, value);
+    value = highest_;
+  }
+  counts_[countsIndex(value)] += count;
+  total_ += count;
+  sum_ += value * count;
+  min_ = std::min(min_, value);
+  max_ = std::max(max_, value);
+}
+
 void Histogram::reset() noexcept {
   std::fill(counts_.begin(), counts_.end(), 0);
   total_ = 0;

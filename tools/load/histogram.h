@@ -65,6 +65,24 @@ class Histogram {
   uint64_t lowestEquivalent(uint64_t value) const noexcept;
   uint64_t highestEquivalent(uint64_t value) const noexcept;
 
+  // Records `count` values equal to `value` at once: how a histogram written out as its count
+  // ranges (forEachCount) is read back. No allocation.
+  void recordCount(uint64_t value, uint64_t count) noexcept;
+
+  // Calls f(lowest, highest, count) for each count range that holds values, lowest first: the
+  // histogram as a list another histogram of the same layout can rebuild with recordCount().
+  template <typename F>
+  void forEachCount(F&& f) const {
+    for (size_t i = 0; i < counts_.size(); ++i) {
+      if (counts_[i] != 0) {
+        const uint64_t value = valueFromIndex(i);
+        f(lowestEquivalent(value), highestEquivalent(value), counts_[i]);
+      }
+    }
+  }
+
+  int significantDigits() const noexcept { return significantDigits_; }
+
   // Bytes of counts: what a copy or a merge touches.
   size_t memoryBytes() const noexcept { return counts_.size() * sizeof(uint64_t); }
 
