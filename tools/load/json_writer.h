@@ -8,6 +8,7 @@
 #include <concepts>
 #include <cstdint>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,21 @@ class JsonWriter {
   JsonWriter& value(T n) {
     separate();
     out_ += std::to_string(n);
+    return *this;
+  }
+  // A short array of integers on one line, "[1, 2]": for long lists of pairs, which one number per
+  // line would make hard to read.
+  template <std::integral T>
+  JsonWriter& inlineArray(std::initializer_list<T> items) {
+    separate();
+    out_ += '[';
+    bool first = true;
+    for (T item : items) {
+      if (!first) out_ += ", ";
+      first = false;
+      out_ += std::to_string(item);
+    }
+    out_ += ']';
     return *this;
   }
   JsonWriter& null() {

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -81,6 +83,33 @@ void LoadCounters::add(const LoadCounters& o) noexcept {
   connectionsAll += o.connectionsAll;
 }
 
+void LoadReport::add(const LoadReport& later) {
+  if (later.machineBusy) {
+    const double total = seconds + later.seconds;
+    machineBusy = machineBusy && total > 0
+                      ? (*machineBusy * seconds + *later.machineBusy * later.seconds) / total
+                      : *later.machineBusy;
+  }
+  for (IntervalFigures f : later.series) {
+    f.start += seconds;
+    series.push_back(f);
+  }
+  seconds += later.seconds;
+  counters.add(later.counters);
+  latency.merge(later.latency);
+  latencyUncorrected.merge(later.latencyUncorrected);
+  sendDelay.merge(later.sendDelay);
+  connectLatency.merge(later.connectLatency);
+  connectLatencyUncorrected.merge(later.connectLatencyUncorrected);
+  backlogAtEnd += later.backlogAtEnd;
+  cpu.user += later.cpu.user;
+  cpu.system += later.cpu.system;
+  interrupted = interrupted || later.interrupted;
+  stalled = stalled || later.stalled;
+  openLoop = openLoop || later.openLoop;
+  pacedConnects = pacedConnects || later.pacedConnects;
+}
+
 double LoadReport::requestsPerSecond() const noexcept {
   return seconds > 0 ? static_cast<double>(counters.requests) / seconds : 0;
 }
@@ -120,6 +149,8 @@ Result<void> validate(const LoadConfig& config, Framing framing) {
   if (config.requests == 0 && config.duration.count() <= 0) return invalid("--duration must be positive");
   if (config.timeout.count() <= 0) return invalid("--timeout must be positive");
   if (config.warmup.count() < 0) return invalid("--warmup cannot be negative");
+  if (config.seriesInterval.count() <= 0)
+    return invalid("the time series interval must be positive");
   return {};
 }
 
@@ -147,6 +178,7 @@ Result<std::unique_ptr<LoadRun>> LoadRun::create(LoadConfig config, const Messag
   int threads = std::min(cfg.threads, cfg.connections);
   if (byCount) threads = static_cast<int>(std::min<uint64_t>(static_cast<uint64_t>(threads), cfg.requests));
   const double totalRate = cfg.mode == Mode::kConnect ? cfg.connectRate : cfg.rate;
+  run->intervals_ = std::make_unique<IntervalLog>(threads, cfg.seriesInterval.count());
   int slot = 0;
   for (int t = 0; t < threads; ++t) {
     ThreadPlan plan;
@@ -162,7 +194,8 @@ Result<std::unique_ptr<LoadRun>> LoadRun::create(LoadConfig config, const Messag
       plan.rate = totalRate / threads;
       plan.phase = static_cast<Nanos>(1e9 / totalRate * t);
     }
-    auto worker = Worker::create(cfg, pool, plan, run->stopFd_.get(), run->doneFd_.get(), *run->console_);
+    auto worker = Worker::create(cfg, pool, plan, run->stopFd_.get(), run->doneFd_.get(),
+                                 *run->console_, *run->intervals_);
     if (!worker) return worker.error();
     run->workers_.push_back(std::move(*worker));
   }
@@ -198,12 +231,20 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
     (void)!::write(stopFd_.get(), &one, sizeof one);
     for (auto& th : running) th.join();
   };
+  // The load threads take no asynchronous signal: SIGINT and SIGTERM reach the thread that called
+  // run(), whose handler may then stop this run (or a sweep move on) without racing the workers.
+  sigset_t all;
+  sigset_t before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, &before);
   try {
     for (auto& w : workers_) running.emplace_back([&w, &tl] { w->run(tl); });
   } catch (const std::system_error& e) {
+    pthread_sigmask(SIG_SETMASK, &before, nullptr);
     stopAndJoin();
     return Error{e.code(), "starting load threads"};
   }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 
   LoadReport report;
   report.openLoop = config_.mode == Mode::kRequests && config_.rate > 0;
@@ -281,6 +322,7 @@ Result<LoadReport> LoadRun::run(ProgressSink* sink) {
   if (byCount && done == threads) windowEnd = std::min(windowEnd, lastFinish);
   report.interrupted = interrupted_.load(std::memory_order_relaxed);
   report.seconds = windowStarted ? std::max<double>(0, static_cast<double>(windowEnd - tl.measureStart) / 1e9) : 0;
+  report.series = intervals_->finish(report.seconds);
   if (windowStarted) {
     report.cpu.user = cpuEnd.user - cpuStart.user;
     report.cpu.system = cpuEnd.system - cpuStart.system;

@@ -20,6 +20,9 @@
 // - Figures cover the window [warmup, warmup + duration) (or, with `requests`, until that many
 //   requests issued after the warmup complete). Mismatches and errors cover the whole run, warmup
 //   included: a wrong reply is wrong whenever it arrives.
+// - The window is also cut into intervals of `seriesInterval` (interval_log.h): the time series of
+//   requests, latency, errors and mismatches, each event in the interval it happened in, so the
+//   intervals add up to the window's figures.
 #pragma once
 
 #include <array>
@@ -34,6 +37,7 @@
 #include "base/net.h"
 #include "base/result.h"
 #include "load/histogram.h"
+#include "load/interval_log.h"
 #include "load/payload.h"
 #include "load/system_info.h"
 
@@ -72,6 +76,7 @@ struct LoadConfig {
   std::chrono::nanoseconds warmup = std::chrono::seconds(1);
   std::chrono::nanoseconds timeout = std::chrono::seconds(5);
   std::chrono::nanoseconds progressInterval = std::chrono::seconds(1);
+  std::chrono::nanoseconds seriesInterval = std::chrono::seconds(1);  // the time series' step
   int maxDiffs = 5;    // mismatches printed as hex diffs on stderr
   int maxErrorLines = 5;  // errors described on stderr, one line each
   bool preflightConnect = true;  // check the target accepts a connection before starting
@@ -110,6 +115,12 @@ struct LoadReport {
   bool stalled = false;       // --requests: only failures for two timeouts, so it gave up
   bool openLoop = false;
   bool pacedConnects = false;
+  std::vector<IntervalFigures> series;  // the window, interval by interval
+
+  // Adds a later run's figures to these, as if its window followed this one's: counts, times and
+  // histograms add up, machineBusy becomes the window-weighted mean, the series is appended (its
+  // starts shifted by this window's length). How the steps of a sweep make the whole run.
+  void add(const LoadReport& later);
 
   double requestsPerSecond() const noexcept;
   double connectionsPerSecond() const noexcept;
@@ -168,6 +179,7 @@ class LoadRun {
   UniqueFd stopFd_;  // eventfd, readable once stop is wanted; in every worker's epoll set
   UniqueFd doneFd_;  // eventfd, counts the workers that have finished
   std::unique_ptr<Console> console_;  // shared by the workers
+  std::unique_ptr<IntervalLog> intervals_;  // shared by the workers; made by create()
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<bool> interrupted_{false};
   bool ran_ = false;

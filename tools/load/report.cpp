@@ -73,6 +73,126 @@ void writeLatency(JsonWriter& json, const char* key, const Histogram& h, bool pr
   json.endObject();
 }
 
+// A histogram as its count ranges, so another reader can merge it with others (Histogram::
+// recordCount): "counts" is a list of [lowest value of the range, count], in nanoseconds.
+void writeHistogramCounts(JsonWriter& json, const char* key, const Histogram& h) {
+  json.key(key).beginObject();
+  json.key("unit").value("ns");
+  json.key("significant_digits").value(h.significantDigits());
+  json.key("highest_trackable").value(h.highestTrackable());
+  json.key("count").value(h.count());
+  json.key("min").value(h.min());
+  json.key("max").value(h.max());
+  json.key("counts").beginArray();
+  h.forEachCount([&](uint64_t lowest, uint64_t, uint64_t count) {
+    json.inlineArray({lowest, count});
+  });
+  json.endArray();
+  json.endObject();
+}
+
+// The intervals of one run; `step` > 0 names the sweep step they belong to, `elapsedOffset` is
+// the seconds from the sweep's (or the run's) start to this run's window.
+void writeSeries(JsonWriter& json, const std::vector<IntervalFigures>& series, int step,
+                 double elapsedOffset) {
+  for (const IntervalFigures& f : series) {
+    json.beginObject();
+    if (step > 0) json.key("step").value(step);
+    json.key("start_seconds").value(f.start);
+    json.key("elapsed_seconds").value(elapsedOffset + f.start);
+    json.key("seconds").value(f.seconds);
+    json.key("requests").value(f.requests);
+    json.key("requests_per_second").value(f.requestsPerSecond());
+    for (auto [name, value] :
+         {std::pair{"p50_us", f.p50Nanos}, {"p99_us", f.p99Nanos}, {"max_us", f.maxNanos}}) {
+      json.key(name);
+      if (f.requests > 0) {
+        json.value(value / 1e3);
+      } else {
+        json.null();
+      }
+    }
+    json.key("errors").value(f.errors);
+    json.key("mismatches").value(f.mismatches);
+    json.endObject();
+  }
+}
+
+void writeErrorsByCause(JsonWriter& json, const LoadCounters& n) {
+  json.key("errors_by_cause").beginObject();
+  for (size_t i = 0; i < kErrorCauseCount; ++i)
+    json.key(toString(static_cast<ErrorCause>(i))).value(n.errors[i]);
+  json.endObject();
+}
+
+void writeStep(JsonWriter& json, const StepReport& step) {
+  const LoadReport& r = step.report;
+  json.beginObject();
+  json.key("index").value(step.index);
+  json.key("kind").value(toString(step.kind));
+  json.key("rate_asked").value(step.rate);
+  json.key("started_at_seconds").value(step.startedAt);
+  json.key("seconds").value(r.seconds);
+  json.key("requests").value(r.counters.requests);
+  json.key("requests_per_second").value(r.requestsPerSecond());
+  json.key("errors").value(r.counters.errorTotal());
+  writeErrorsByCause(json, r.counters);
+  json.key("mismatches").value(r.counters.mismatches);
+  json.key("backlog_at_end").value(r.backlogAtEnd);
+  json.key("interrupted").value(r.interrupted);
+  json.key("meets_objective");
+  if (step.meets) {
+    json.value(*step.meets);
+  } else {
+    json.null();
+  }
+  writeLatency(json, "latency_us", r.latency, true);
+  writeLatency(json, "latency_uncorrected_us", r.latencyUncorrected, r.openLoop);
+  writeLatency(json, "send_delay_us", r.sendDelay, r.openLoop);
+  writeHistogramCounts(json, "latency_histogram", r.latency);
+  json.endObject();
+}
+
+void writeSearch(JsonWriter& json, const SearchReport& s) {
+  auto optionalNumber = [&](const char* key, auto value) {
+    json.key(key);
+    if (value) {
+      json.value(*value);
+    } else {
+      json.null();
+    }
+  };
+  json.key("slo").beginObject();
+  json.key("objective").value(s.objective.text);
+  json.key("percentile").value(s.objective.percentile);
+  json.key("target_us").value(s.objective.targetNanos / 1e3);
+  json.key("upper_bound").value(s.upperBound);
+  json.key("upper_bound_from").value(s.boundFromProbe ? "closed-loop probe" : "--rate");
+  json.key("closed_loop_probe");
+  if (s.probe) {
+    json.beginObject();
+    json.key("seconds").value(s.probe->seconds);
+    json.key("requests").value(s.probe->counters.requests);
+    json.key("requests_per_second").value(s.probe->requestsPerSecond());
+    json.key("errors").value(s.probe->counters.errorTotal());
+    json.key("mismatches").value(s.probe->counters.mismatches);
+    writeLatency(json, "latency_us", s.probe->latency, true);
+    json.endObject();
+  } else {
+    json.null();
+  }
+  json.key("resolution").value(s.resolution);
+  json.key("sustained_fraction").value(kSustainedFraction);
+  optionalNumber("max_rate", s.maxRate);
+  json.key("confirmed").value(s.maxRate.has_value());
+  json.key("supporting_steps").beginObject();
+  optionalNumber("met", s.metStep);
+  optionalNumber("missed", s.missedStep);
+  optionalNumber("confirmed", s.confirmStep);
+  json.endObject();
+  json.endObject();
+}
+
 std::string latencyRow(const char* label, const Histogram& h) {
   std::string row = format("  %-22s", label);
   for (const auto& column : kColumns) row += format(" %10s", formatMicros(h.valueAtPercentile(column.percentile)).c_str());
@@ -189,19 +309,23 @@ std::string formatTable(const RunDescription& run, const LoadReport& r) {
   const LoadConfig& c = run.config;
   const LoadCounters& n = r.counters;
   std::string out;
-  out += format("reverb-load: %s -> %s\n", modeText(c).c_str(), c.target.toString().c_str());
+  out += format("reverb-load: %s -> %s\n", (run.sweep.empty() ? modeText(c) : run.sweep).c_str(),
+                c.target.toString().c_str());
   out += format("  framing %s, unit %s, payload %s (mean request %.1f B, reply %.1f B, %zu distinct)\n",
                 std::string(toString(run.framing)).c_str(), std::string(toString(run.unit)).c_str(),
                 payloadText(run).c_str(), run.meanRequestBytes, run.meanReplyBytes, run.poolSize);
   out += format("  threads %d, connections %d", c.threads, c.connections);
   if (c.mode == Mode::kRequests) out += format(", pipeline %d", c.pipeline);
   if (c.sourceAddrs > 1) out += format(", source addresses 127.0.0.1-%d", c.sourceAddrs);
-  out += format("; window %.2f s after %.2f s warmup%s%s\n", r.seconds, c.warmup.count() / 1e9,
-                r.interrupted ? " (interrupted)" : "", r.stalled ? " (stalled: nothing completed for 2 timeouts)" : "");
+  out += format("; window %.2f s after %.2f s warmup%s%s%s\n", r.seconds, c.warmup.count() / 1e9,
+                run.sweep.empty() ? "" : " (the steps' windows together, each after its warmup)",
+                r.interrupted ? " (interrupted)" : "",
+                r.stalled ? " (stalled: nothing completed for 2 timeouts)" : "");
   out += "\n";
   out += format("  %-22s %14llu %14.1f /s", "requests", static_cast<unsigned long long>(n.requests),
                 r.requestsPerSecond());
-  if (r.openLoop) out += format("   (asked %.6g /s)", c.rate);
+  if (r.openLoop)
+    out += format("   (asked %.6g /s%s)", c.rate, run.sweep.empty() ? "" : " on average");
   out += "\n";
   out += format("  %-22s %14llu %14.1f /s", "connections", static_cast<unsigned long long>(n.connections),
                 r.connectionsPerSecond());
@@ -260,7 +384,7 @@ std::string formatTable(const RunDescription& run, const LoadReport& r) {
   return out;
 }
 
-std::string formatJson(const RunDescription& run, const LoadReport& r) {
+std::string formatJson(const RunDescription& run, const LoadReport& r, const SweepReport* sweep) {
   const LoadConfig& c = run.config;
   const LoadCounters& n = r.counters;
   const double secs = r.seconds;
@@ -274,9 +398,7 @@ std::string formatJson(const RunDescription& run, const LoadReport& r) {
   json.key("connections_per_second").value(r.connectionsPerSecond());
   json.key("mismatches").value(n.mismatches);
   json.key("errors").value(n.errorTotal());
-  json.key("errors_by_cause").beginObject();
-  for (size_t i = 0; i < kErrorCauseCount; ++i) json.key(toString(static_cast<ErrorCause>(i))).value(n.errors[i]);
-  json.endObject();
+  writeErrorsByCause(json, n);
   writeLatency(json, "latency_us", r.latency, true);
   writeLatency(json, "latency_uncorrected_us", r.latencyUncorrected, r.openLoop);
   writeLatency(json, "send_delay_us", r.sendDelay, r.openLoop);
@@ -361,8 +483,110 @@ std::string formatJson(const RunDescription& run, const LoadReport& r) {
   json.endObject();
   json.endObject();
 
+  json.key("timeseries_interval_seconds").value(c.seriesInterval.count() / 1e9);
+  json.key("timeseries").beginArray();
+  if (sweep != nullptr) {
+    for (const StepReport& step : sweep->steps) {
+      writeSeries(json, step.report.series, step.index, step.startedAt + c.warmup.count() / 1e9);
+    }
+  } else {
+    writeSeries(json, r.series, 0, c.warmup.count() / 1e9);
+  }
+  json.endArray();
+  if (sweep != nullptr) {
+    json.key("steps").beginArray();
+    for (const StepReport& step : sweep->steps) writeStep(json, step);
+    json.endArray();
+    if (sweep->search) writeSearch(json, *sweep->search);
+  }
+
   json.endObject();
   return json.text() + "\n";
+}
+
+std::string formatSteps(const SweepReport& sweep) {
+  const SearchReport* search = sweep.search ? &*sweep.search : nullptr;
+  std::string out;
+  if (search != nullptr && search->probe) {
+    const LoadReport& p = *search->probe;
+    out += format(
+        "  closed-loop probe: %.0f req/s (p99 %s us) over %.2f s: the search starts there\n",
+        p.requestsPerSecond(), formatMicros(p.latency.valueAtPercentile(99)).c_str(), p.seconds);
+  }
+  // The objective's own column, unless it is one the table shows anyway.
+  const bool extraColumn = search != nullptr && search->objective.percentile != 50 &&
+                           search->objective.percentile != 90 &&
+                           search->objective.percentile != 99 &&
+                           search->objective.percentile != 99.9;
+  out += format("  %4s %-8s %10s %11s", "step", search != nullptr ? "kind" : "", "asked/s",
+                "achieved/s");
+  for (const char* label : {"p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "p99 uncorr"}) {
+    out += format(" %10s", label);
+  }
+  if (extraColumn) out += format(" %10s", (search->objective.label() + " us").c_str());
+  out += format(" %7s %10s", "errors", "mismatches");
+  if (search != nullptr) out += "  " + search->objective.text;
+  out += "\n";
+  for (const StepReport& step : sweep.steps) {
+    const LoadReport& r = step.report;
+    out += format("  %4d %-8s %10.6g %11.1f", step.index,
+                  search != nullptr ? std::string(toString(step.kind)).c_str() : "", step.rate,
+                  r.requestsPerSecond());
+    for (double pct : {50.0, 90.0, 99.0, 99.9})
+      out += format(" %10s", formatMicros(r.latency.valueAtPercentile(pct)).c_str());
+    out += format(" %10s %10s", formatMicros(r.latency.max()).c_str(),
+                  formatMicros(r.latencyUncorrected.valueAtPercentile(99)).c_str());
+    if (extraColumn) {
+      out += format(
+          " %10s", formatMicros(r.latency.valueAtPercentile(search->objective.percentile)).c_str());
+    }
+    out += format(" %7llu %10llu", static_cast<unsigned long long>(r.counters.errorTotal()),
+                  static_cast<unsigned long long>(r.counters.mismatches));
+    if (step.meets) out += *step.meets ? "  met" : "  missed";
+    out += "\n";
+  }
+  if (sweep.failure) out += format("  stopped: %s\n", sweep.failure->message().c_str());
+  if (sweep.interrupted) out += "  interrupted: the steps after the signal did not run\n";
+  if (search == nullptr) return out;
+
+  auto stepAt = [&](std::optional<int> index) -> const StepReport* {
+    return index ? &sweep.steps[static_cast<size_t>(*index - 1)] : nullptr;
+  };
+  std::string headline = "max sustainable req/s at " + search->objective.text + ": ";
+  if (search->maxRate) {
+    out += format("  %s%.6g\n", headline.c_str(), *search->maxRate);
+    std::string why;
+    const std::string pct = search->objective.label();
+    auto describe = [&](const StepReport* step, const char* what) {
+      if (step == nullptr) return;
+      why +=
+          format("%sstep %d %s at %.6g req/s (%.0f achieved, %s %s us)", why.empty() ? "" : "; ",
+                 step->index, what, step->rate, step->report.requestsPerSecond(), pct.c_str(),
+                 formatMicros(step->report.latency.valueAtPercentile(search->objective.percentile))
+                     .c_str());
+    };
+    describe(stepAt(search->metStep), "met it");
+    describe(stepAt(search->missedStep), "missed it");
+    describe(stepAt(search->confirmStep), "confirmed it");
+    out += "    " + why + "\n";
+    if (!search->missedStep) {
+      out += format("    no rate above it was tried: it is the upper bound (%s)\n",
+                    search->boundFromProbe ? "8x the closed-loop probe" : "--rate");
+    }
+  } else if (sweep.failure || sweep.interrupted) {
+    out += "  " + headline + "not found: the search did not finish\n";
+  } else if (search->upperBound <= 0) {
+    out += "  " + headline + "not found: the closed-loop probe completed no request\n";
+  } else {
+    bool anyMet = false;
+    for (const StepReport& step : sweep.steps) anyMet = anyMet || step.meets.value_or(false);
+    out += "  " + headline +
+           (anyMet ? "not confirmed: every rate that met it once missed it on the repeat run, or "
+                     "the search ran out "
+                     "of runs\n"
+                   : "none: no rate tried met it\n");
+  }
+  return out;
 }
 
 }  // namespace reverb::load

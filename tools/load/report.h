@@ -10,6 +10,7 @@
 
 #include "load/load_run.h"
 #include "load/payload.h"
+#include "load/sweep.h"
 #include "load/system_info.h"
 
 namespace reverb::load {
@@ -26,6 +27,9 @@ struct RunDescription {
   std::vector<std::string> argv;
   MachineInfo machine;
   KernelLimits limits;
+  // A sweep's whole run: what it was ("open loop in 5 steps (--rate-steps)"), said in place of the
+  // mode; config.rate is then the steps' asked rates averaged over their windows.
+  std::string sweep;
 };
 
 // True when the run found nothing wrong: no mismatch, no error, not stalled.
@@ -41,8 +45,15 @@ std::string preflightText(const LoadConfig& config, const KernelLimits& limits, 
 // The human table for stdout.
 std::string formatTable(const RunDescription& run, const LoadReport& report);
 
-// The --json document: every figure plus metadata. Keys: see README "## reverb-load".
-std::string formatJson(const RunDescription& run, const LoadReport& report);
+// The table of a sweep's steps for stdout, with the search's answer and the steps that support
+// it; reverb-load prints it above the whole run's formatTable.
+std::string formatSteps(const SweepReport& sweep);
+
+// The --json document: every figure plus metadata, and the time series ("timeseries"). With a
+// sweep, `report` is its whole run and the document adds "steps" (and "slo" for a search), the
+// time series then being every step's. Keys: see README "## reverb-load".
+std::string formatJson(const RunDescription& run, const LoadReport& report,
+                       const SweepReport* sweep = nullptr);
 
 // "12.3 us"-style rendering of a nanosecond figure, 3 significant digits.
 std::string formatMicros(uint64_t nanos);

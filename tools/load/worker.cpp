@@ -99,12 +99,13 @@ struct Conn {
 class WorkerLoop final : public Worker {
  public:
   WorkerLoop(const LoadConfig& config, const MessagePool& pool, const ThreadPlan& plan,
-             UniqueFd epollFd, int doneFd, Console& console)
+             UniqueFd epollFd, int doneFd, Console& console, IntervalLog& intervals)
       : config_(config),
         pool_(pool),
         plan_(plan),
         doneFd_(doneFd),
         console_(console),
+        intervals_(intervals),
         pipeline_(config.mode == Mode::kConnect ? 1u : static_cast<uint32_t>(config.pipeline)),
         connectMode_(config.mode == Mode::kConnect),
         paced_(plan.rate > 0),
@@ -156,6 +157,15 @@ class WorkerLoop final : public Worker {
     return static_cast<uint64_t>(static_cast<double>(now - first) / interval_) + 1;
   }
 
+  // The share of the series interval that `now` falls in, handing in the previous one first when
+  // `now` has passed its end. Only for events inside the window (counting(now) or byCount).
+  IntervalShare& shareAt(Nanos now) noexcept {
+    if (now >= intervalEnd_) [[unlikely]]
+      rollInterval(now);
+    return share_;
+  }
+  void rollInterval(Nanos now) noexcept;
+
   void startConnection(Conn& c, Nanos now, Nanos intended) noexcept;
   void onEvent(uint64_t tag, uint32_t events) noexcept;
   void onConnected(Conn& c, Nanos now) noexcept;
@@ -194,6 +204,7 @@ class WorkerLoop final : public Worker {
   Timeline tl_;  // set by run(), before the first request
   const int doneFd_;
   Console& console_;
+  IntervalLog& intervals_;
   const uint32_t pipeline_;
   const bool connectMode_;
   const bool paced_;  // open loop (requests mode) or paced connection starts (connect mode)
@@ -219,21 +230,27 @@ class WorkerLoop final : public Worker {
   Nanos nextSweep_ = 0;
   Nanos nextRetry_ = kNever;
   Nanos nextPublish_ = 0;
+
+  // The series interval this thread is in (see interval_log.h), handed in when it ends.
+  size_t intervalIndex_ = 0;
+  Nanos intervalEnd_ = kNever;
+  IntervalShare share_;
+  Histogram intervalLatency_;
 };
 
 }  // namespace
 
 Result<std::unique_ptr<Worker>> Worker::create(const LoadConfig& config, const MessagePool& pool,
                                                const ThreadPlan& plan, int stopFd, int doneFd,
-                                               Console& console) {
+                                               Console& console, IntervalLog& intervals) {
   UniqueFd epollFd(epoll_create1(EPOLL_CLOEXEC));
   if (!epollFd.valid()) return errnoError("epoll_create1");
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kStopTag;
   if (epoll_ctl(epollFd.get(), EPOLL_CTL_ADD, stopFd, &ev) != 0) return errnoError("epoll_ctl(stop fd)");
-  return std::unique_ptr<Worker>(
-      std::make_unique<WorkerLoop>(config, pool, plan, std::move(epollFd), doneFd, console));
+  return std::unique_ptr<Worker>(std::make_unique<WorkerLoop>(
+      config, pool, plan, std::move(epollFd), doneFd, console, intervals));
 }
 
 void WorkerLoop::run(const Timeline& timeline) noexcept {
@@ -252,6 +269,7 @@ void WorkerLoop::run(const Timeline& timeline) noexcept {
   lastProgress_ = now;
   nextSweep_ = now + kSweepInterval;
   nextPublish_ = now + kPublishInterval;
+  intervalEnd_ = tl_.measureStart + intervals_.intervalNanos();
   for (Conn& c : conns_) {
     if (connectMode_ && paced_) {
       pushFree(c);
@@ -270,6 +288,9 @@ void WorkerLoop::run(const Timeline& timeline) noexcept {
       break;
     }
     if (now >= nextPublish_) publish();
+    // Hands in an interval that ended while this thread had nothing to record (it wakes at least
+    // every sweep interval), so the log can reduce it without waiting for the run's end.
+    if (now >= intervalEnd_ && now < tl_.measureEnd) rollInterval(now);
     if (now >= nextSweep_ || now >= nextRetry_) sweep(now);
     if (paced_) pump(now);
     const Nanos wait = nextWake(now) - now;
@@ -309,6 +330,12 @@ void WorkerLoop::run(const Timeline& timeline) noexcept {
     backlogAtEnd = due > from ? due - from : 0;
   }
   for (Conn& c : conns_) c.fd.reset();
+  if (finishedAt >= tl_.measureStart) {
+    intervals_.add(intervalIndex_, share_, &intervalLatency_);
+    intervals_.retire(intervalIndex_, true);
+  } else {
+    intervals_.retire(0, false);  // stopped during the warmup: nothing to hand in
+  }
   publish();
   uint64_t one = 1;
   (void)!::write(doneFd_, &one, sizeof one);
@@ -459,6 +486,7 @@ bool WorkerLoop::completeReply(Conn& c, Nanos now) noexcept {
   if (f.measured) --owed_;
   if (c.mismatched) [[unlikely]] {
     ++counters.mismatches;
+    if (counting(now)) ++shareAt(now).mismatches;
     reportMismatch(c, f);
     resolveCycle(c);
     releaseOwed(c);
@@ -476,11 +504,16 @@ bool WorkerLoop::completeReply(Conn& c, Nanos now) noexcept {
   const bool count = tl_.byCount ? (connectMode_ ? c.measuredCycle : f.measured) : counting(now);
   if (count) {
     ++counters.requests;
+    ++shareAt(now).requests;
     if (paced_ && !connectMode_) {
-      histograms.latency.record(static_cast<uint64_t>(now - f.intended));
+      const auto latency = static_cast<uint64_t>(now - f.intended);
+      histograms.latency.record(latency);
+      intervalLatency_.record(latency);
       histograms.latencyUncorrected.record(static_cast<uint64_t>(now - f.sent));
     } else {
-      histograms.latency.record(static_cast<uint64_t>(now - f.sent));
+      const auto latency = static_cast<uint64_t>(now - f.sent);
+      histograms.latency.record(latency);
+      intervalLatency_.record(latency);
     }
   }
   if (connectMode_) {
@@ -564,6 +597,7 @@ void WorkerLoop::releaseOwed(Conn& c) noexcept {
 
 void WorkerLoop::fail(Conn& c, ErrorCause cause, int err, const char* what, Nanos now) noexcept {
   ++counters.errors[static_cast<size_t>(cause)];
+  if (counting(now)) ++shareAt(now).errors;
   lastError_ = now;
   if (console_.errorLinesLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
     std::string line = std::string(toString(cause)) + ": " + what;
@@ -620,6 +654,7 @@ void WorkerLoop::reportMismatch(Conn& c, const InFlight& f) noexcept {
 
 bool WorkerLoop::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexcept {
   ++counters.mismatches;
+  if (counting(now)) ++shareAt(now).mismatches;
   if (console_.diffsLeft.fetch_sub(1, std::memory_order_relaxed) > 0) {
     describe(c, "mismatch: " + std::to_string(n) + " bytes arrived with no request in flight [" +
                     hexPreview(std::string_view(p, n), 24) + "]");
@@ -633,6 +668,18 @@ bool WorkerLoop::unsolicited(Conn& c, const char* p, size_t n, Nanos now) noexce
     startConnection(c, now, now);
   }
   return false;
+}
+
+void WorkerLoop::rollInterval(Nanos now) noexcept {
+  const Nanos length = intervals_.intervalNanos();
+  const auto next = static_cast<size_t>((now - tl_.measureStart) / length);
+  intervals_.add(intervalIndex_, share_, &intervalLatency_);
+  // Intervals this thread slept through get an empty share, so none waits for it.
+  for (size_t i = intervalIndex_ + 1; i < next; ++i) intervals_.add(i, IntervalShare{}, nullptr);
+  share_ = IntervalShare{};
+  intervalLatency_.reset();
+  intervalIndex_ = next;
+  intervalEnd_ = tl_.measureStart + static_cast<Nanos>(next + 1) * length;
 }
 
 void WorkerLoop::pushFree(Conn& c) noexcept {

@@ -13,6 +13,7 @@
 
 #include "base/result.h"
 #include "load/histogram.h"
+#include "load/interval_log.h"
 #include "load/load_run.h"
 #include "load/payload.h"
 
@@ -87,10 +88,11 @@ struct Histograms {
 class Worker {
  public:
   // Creates the worker's epoll set, with the run's stop eventfd in it; returns the failing call's
-  // error. Borrows config, pool, stopFd, doneFd and console, which must outlive the worker.
+  // error. Borrows config, pool, stopFd, doneFd, console and intervals, which must outlive the
+  // worker.
   static Result<std::unique_ptr<Worker>> create(const LoadConfig& config, const MessagePool& pool,
                                                 const ThreadPlan& plan, int stopFd, int doneFd,
-                                                Console& console);
+                                                Console& console, IntervalLog& intervals);
   virtual ~Worker() = default;
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;

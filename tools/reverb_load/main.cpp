@@ -6,6 +6,7 @@ Usage:
   reverb-load [--target HOST:PORT] [--threads T] [--connections C] [--pipeline P]
               [--rate R] [--mode requests|connect] [--close fin|rst] [--source-addrs N]
               [--connect-rate R] [--duration S | --requests N] [--warmup S] [--timeout S]
+              [--rate-steps R1,R2,... | --ramp START:END:STEP:SECONDS | --slo pP=TIME]
               [--framing chunk|line|length] [--unit U]
               [--message TEXT | --size N | --size-min N --size-max N] [--payload ascii|utf8|binary]
               [--json FILE]
@@ -14,6 +15,9 @@ Examples:
   reverb-load --target 127.0.0.1:2002 --connections 50 --duration 10      closed loop
   reverb-load --rate 20000 --connections 50 --duration 10                  open loop
   reverb-load --mode connect --connections 20 --close rst --duration 10    connection churn
+  reverb-load --rate-steps 10k,20k,40k --connections 50 --duration 5       latency at 3 rates
+  reverb-load --ramp 5000:50000:5000:3s --connections 50                   the same, 10 steps
+  reverb-load --slo p99=1ms --connections 50 --duration 3                  highest rate at p99 <= 1 ms
 
 Modes:
   closed loop (default)  each connection keeps --pipeline requests in flight.
@@ -22,6 +26,23 @@ Modes:
                          figure and the send delay beside it, achieved rate beside the asked one.
   --mode connect         each of --connections slots loops connect, send one request, read and
                          check the reply, close; connect latency is reported on its own.
+
+Latency under rising load (open loop, requests mode): each step is a run of its own, with fresh
+connections, its own --warmup and a window of --duration (--ramp: of SECONDS), so an overloaded
+step leaves no backlog to the next. Each step's figures are printed as a table; the whole run's
+table below it adds the steps up.
+  --rate-steps R1,R2,... one step per rate (requests/s; 5k = 5000).
+  --ramp S:E:STEP:SECS   steps S, S+STEP, ... up to E, each SECS long.
+  --slo pP=TIME          the highest rate whose corrected pP stays at or under TIME (p99=1ms,
+                         p99.9=250us, p50=2ms): the upper bound is --rate, or else a closed-loop
+                         run first; from there it halves until a rate meets the objective, then
+                         bisects to 2%, repeats the lowest rate that missed (a stall can make a
+                         rate miss, never meet) and repeats the answer to confirm it. A rate
+                         meets it when its step completed at least 90% of the requests it asked
+                         for and its pP is at most TIME. About 8-12 runs of --warmup + --duration.
+Every run's --json has a per-interval time series ("timeseries", 1 s intervals: requests/s, p50,
+p99, max, errors, mismatches); a sweep's also has "steps" (each step's figures and its mergeable
+latency histogram) and, for --slo, "slo" (the answer and the steps that support it).
 
 Checks: each reply byte is compared with reverb::expectedReply(framing, unit, message). Line
 and length framing check each reply exactly, pipelined or not. Chunk framing (the server
@@ -33,8 +54,9 @@ in parts sends parts reversed in place, which is counted as a mismatch.
 Mismatches print as hex diffs (first --max-diffs); after one, the connection is replaced.
 Figures cover the window after --warmup; mismatches and errors cover the whole run.
 
-Exit status: 0 when every reply matched and nothing failed; 1 on any mismatch or error, or
-when the target cannot be reached; 2 on bad usage.)";
+Exit status: 0 when every reply matched and nothing failed; 1 on any mismatch or error (in any
+step), or when the target cannot be reached; 2 on bad usage. Whether --slo found a rate does not
+change it.)";
 
 #include <signal.h>
 
@@ -51,6 +73,7 @@ when the target cannot be reached; 2 on bad usage.)";
 #include "load/load_run.h"
 #include "load/payload.h"
 #include "load/report.h"
+#include "load/sweep.h"
 #include "load/system_info.h"
 #include "proto/framing.h"
 #include "proto/reverse.h"
@@ -58,35 +81,16 @@ when the target cannot be reached; 2 on bad usage.)";
 namespace {
 
 using reverb::load::LoadRun;
+using reverb::load::Sweep;
 
 LoadRun* gRun = nullptr;  // for the signal handler; set while run() is in progress
+Sweep* gSweep = nullptr;  // likewise, during a sweep
 
 extern "C" void onSignal(int) {
-  if (gRun != nullptr) gRun->stop();  // async-signal-safe: an atomic store and a write()
-}
-
-// "10", "2.5", "10s", "500ms", "250us", "2m": a duration; nullopt if malformed or negative.
-std::optional<std::chrono::nanoseconds> parseDuration(const std::string& text) {
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (...) {
-    return std::nullopt;
-  }
-  std::string unit = text.substr(used);
-  double scale = 1e9;
-  if (unit == "ms") {
-    scale = 1e6;
-  } else if (unit == "us") {
-    scale = 1e3;
-  } else if (unit == "m") {
-    scale = 60e9;
-  } else if (!unit.empty() && unit != "s") {
-    return std::nullopt;
-  }
-  if (!(value >= 0) || !std::isfinite(value)) return std::nullopt;
-  return std::chrono::nanoseconds(static_cast<int64_t>(std::llround(value * scale)));
+  // Async-signal-safe: atomic stores and a write(). The load threads block signals, so this runs
+  // on the main thread, never while it destroys the run it points to.
+  if (gRun != nullptr) gRun->stop();
+  if (gSweep != nullptr) gSweep->stop();
 }
 
 // Names reverb::parseUnit accepts, probed so new units show up in --help without edits here.
@@ -97,6 +101,38 @@ std::string knownUnits() {
   }
   return out;
 }
+
+// Says on stderr which step starts, above its progress lines.
+class StderrSweep final : public reverb::load::SweepObserver {
+ public:
+  StderrSweep(reverb::load::ProgressSink* progress, size_t steps)
+      : progress_(progress), steps_(steps) {}
+  void onRunStart(int index, reverb::load::StepKind kind, double rate) override {
+    using reverb::load::StepKind;
+    if (index == 0) {
+      std::fprintf(stderr, "closed-loop probe: how many requests/s these connections carry\n");
+    } else if (kind == StepKind::kStep) {
+      std::fprintf(stderr, "step %d of %zu: open loop at %.6g req/s\n", index, steps_, rate);
+    } else {
+      std::fprintf(stderr, "step %d (%s): open loop at %.6g req/s\n", index,
+                   kind == StepKind::kConfirm   ? "repeat run of the answer"
+                   : kind == StepKind::kRecheck ? "repeat run of the lowest miss"
+                                                : "search",
+                   rate);
+    }
+  }
+  void onStepEnd(const reverb::load::StepReport& step) override {
+    if (step.meets) {
+      std::fprintf(stderr, "step %d: %.0f req/s achieved: %s\n", step.index,
+                   step.report.requestsPerSecond(), *step.meets ? "met" : "missed");
+    }
+  }
+  reverb::load::ProgressSink* progress() override { return progress_; }
+
+ private:
+  reverb::load::ProgressSink* progress_;
+  size_t steps_;
+};
 
 class StderrProgress final : public reverb::load::ProgressSink {
  public:
@@ -118,6 +154,53 @@ class StderrProgress final : public reverb::load::ProgressSink {
  private:
   bool connectMode_;
 };
+
+// Writes `text` to `path`; false (said on stderr) when it cannot.
+bool writeFile(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out.flush()) {
+    std::fprintf(stderr, "reverb-load: cannot write %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+// --rate-steps, --ramp, --slo: the steps one after another, their table, then the whole run's.
+int runSweep(const reverb::load::RunDescription& run, const reverb::load::MessagePool& pool,
+             const std::vector<double>& rates,
+             const std::optional<reverb::load::Objective>& objective, double upperBound,
+             const std::string& jsonPath, bool noProgress) {
+  using namespace reverb::load;
+  StderrProgress progress(false);
+  StderrSweep observer(noProgress ? nullptr : &progress, rates.size());
+  Sweep sweep(run.config, pool, &observer);
+  struct sigaction handler{};
+  handler.sa_handler = onSignal;
+  sigemptyset(&handler.sa_mask);
+  gSweep = &sweep;
+  sigaction(SIGINT, &handler, nullptr);
+  sigaction(SIGTERM, &handler, nullptr);
+  SweepReport report = objective ? sweep.search(*objective, upperBound) : sweep.runSteps(rates);
+  gSweep = nullptr;
+  if (report.failure) std::fprintf(stderr, "reverb-load: %s\n", report.failure->message().c_str());
+
+  // The whole run's table says what was asked on average over the steps' windows.
+  RunDescription whole = run;
+  double askedTimesSeconds = 0;
+  for (const StepReport& step : report.steps) askedTimesSeconds += step.rate * step.report.seconds;
+  whole.config.rate = report.whole.seconds > 0 ? askedTimesSeconds / report.whole.seconds : 0;
+  std::string text = formatSteps(report) + "\n" + formatTable(whole, report.whole);
+  std::fputs(text.c_str(), stdout);
+  std::fflush(stdout);
+  if (!jsonPath.empty() && !writeFile(jsonPath, formatJson(whole, report.whole, &report))) return 1;
+  bool passed = runPassed(report.whole) && !report.failure;
+  if (report.search && report.search->probe) {
+    const LoadCounters& probe = report.search->probe->counters;
+    passed = passed && probe.mismatches == 0 && probe.errorTotal() == 0;
+  }
+  return passed ? 0 : 1;
+}
 
 }  // namespace
 
@@ -151,6 +234,9 @@ int main(int argc, char** argv) {
   int maxDiffs = 5;
   int maxErrors = 5;
   bool noProgress = false;
+  std::string rateSteps;
+  std::string ramp;
+  std::string slo;
 
   CLI::App app{kUsage, "reverb-load"};
   app.get_formatter()->column_width(34);
@@ -162,8 +248,26 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::Range(1, 10'000'000));
   app.add_option("--pipeline", pipeline, "Requests in flight per connection (requests mode)")
       ->capture_default_str()->check(CLI::Range(1, 65536));
-  app.add_option("--rate", rate, "Open loop: requests/s in total at a constant pace (0 = closed loop)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  auto* rateOption =
+      app.add_option("--rate", rate,
+                     "Open loop: requests/s in total at a constant pace (0 = closed loop); "
+                     "with --slo, the highest rate the search tries")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber);
+  auto* rateStepsOption =
+      app.add_option("--rate-steps", rateSteps,
+                     "Open loop, one step per rate: R1,R2,... requests/s (5k = 5000), each "
+                     "--warmup then --duration");
+  auto* rampOption =
+      app.add_option("--ramp", ramp,
+                     "Open loop, steps START, START+STEP, ... up to END requests/s, each "
+                     "--warmup then SECONDS: START:END:STEP:SECONDS");
+  auto* sloOption =
+      app.add_option("--slo", slo,
+                     "Search for the highest open-loop rate whose corrected percentile meets "
+                     "the target: p99=1ms, p99.9=250us, p50=2ms (see above)");
+  rateStepsOption->excludes(rateOption)->excludes(rampOption)->excludes(sloOption);
+  rampOption->excludes(rateOption)->excludes(sloOption);
   app.add_option("--mode", mode, "requests: many requests per connection; connect: one per connection")
       ->capture_default_str()->check(CLI::IsMember({"requests", "connect"}));
   app.add_option("--close", close, "Connect mode: close with FIN, or RST (SO_LINGER 0, no TIME_WAIT)")
@@ -266,6 +370,39 @@ int main(int argc, char** argv) {
   }
   if (auto ok = validate(config, run.framing); !ok) return usageError(ok.error().context);
 
+  // A sweep: the rates of its steps, or the objective of its search.
+  std::vector<double> stepRates;
+  std::optional<Objective> objective;
+  const bool sweeping = !rateSteps.empty() || !ramp.empty() || !slo.empty();
+  if (sweeping) {
+    const char* flag = !rateSteps.empty() ? "--rate-steps" : !ramp.empty() ? "--ramp" : "--slo";
+    if (config.mode != Mode::kRequests)
+      return usageError(std::string(flag) + " runs in requests mode, not connect");
+    if (requests > 0)
+      return usageError(std::string(flag) + " steps are timed: use --duration, not --requests");
+  }
+  if (!rateSteps.empty()) {
+    auto rates = parseRates(rateSteps);
+    if (!rates) return usageError(rates.error().context);
+    stepRates = *rates;
+    run.sweep =
+        "requests, open loop in " + std::to_string(stepRates.size()) + " steps (--rate-steps)";
+  } else if (!ramp.empty()) {
+    if (durationOption->count() > 0)
+      return usageError("--ramp sets each step's window (SECONDS): drop --duration");
+    auto parsed = parseRamp(ramp);
+    if (!parsed) return usageError(parsed.error().context);
+    stepRates = parsed->rates;
+    config.duration = parsed->stepDuration;
+    run.sweep = "requests, open loop in " + std::to_string(stepRates.size()) + " steps (--ramp " +
+                ramp + ")";
+  } else if (!slo.empty()) {
+    auto parsed = parseObjective(slo);
+    if (!parsed) return usageError(parsed.error().context);
+    objective = *parsed;
+    run.sweep = "requests, open loop, search for the highest rate at " + objective->text;
+  }
+
   auto pool = MessagePool::build(run.framing, run.unit, run.payload);
   if (!pool) return usageError(pool.error().context);
   run.poolSize = pool->size();
@@ -289,6 +426,7 @@ int main(int argc, char** argv) {
   struct sigaction ignore{};
   ignore.sa_handler = SIG_IGN;
   sigaction(SIGPIPE, &ignore, nullptr);
+  if (sweeping) return runSweep(run, *pool, stepRates, objective, rate, jsonPath, noProgress);
   auto created = LoadRun::create(config, *pool);
   if (!created) {
     std::fprintf(stderr, "reverb-load: %s; is the server running there? (--target)\n",
@@ -312,13 +450,6 @@ int main(int argc, char** argv) {
   }
   std::fputs(formatTable(run, *report).c_str(), stdout);
   std::fflush(stdout);
-  if (!jsonPath.empty()) {
-    std::ofstream out(jsonPath, std::ios::trunc);
-    out << formatJson(run, *report);
-    if (!out.flush()) {
-      std::fprintf(stderr, "reverb-load: cannot write %s\n", jsonPath.c_str());
-      return 1;
-    }
-  }
+  if (!jsonPath.empty() && !writeFile(jsonPath, formatJson(run, *report))) return 1;
   return runPassed(*report) ? 0 : 1;
 }
