@@ -1,11 +1,13 @@
 // FaultServer: a small reversal server for tests, run on a thread of the test process, that
 // answers correctly (with proto's framing and reversal) except for one deliberate fault, so the
-// tests can show reverb-load notices each kind. Listens on loopback, port 0.
+// tests can show reverb-load notices each kind. Listens on loopback, port 0. With a service time
+// it is also a server of known capacity: one request at a time, each taking that long.
 // Ownership: owns its listening socket, connections, epoll fd and thread. Threading: start() and
 // the destructor on the test thread; the counters are thread-safe.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -32,6 +34,14 @@ struct FaultServerOptions {
   Fault fault = Fault::kNone;
   uint64_t every = 1000;  // N above
   std::string listen = "127.0.0.1:0";  // or "[::1]:0"
+  // > 0: a serial server. Requests from every connection wait in one queue, in arrival order; each
+  // is answered serviceTime after the previous answer or its own arrival (the kernel's receive
+  // timestamp), whichever is later, as a server with one thread that spends serviceTime on each.
+  // Its capacity is 1 / serviceTime requests/s exactly, however busy the machine: the deadlines
+  // are chained and start from the kernel's clock, so a late wake-up (a timerfd in the epoll set,
+  // never a busy wait) delays answers but does not lower the rate. Requests of a connection that
+  // closed before their turn are dropped without costing service time.
+  std::chrono::nanoseconds serviceTime{0};
 };
 
 class FaultServer {
@@ -56,6 +66,7 @@ class FaultServer {
   UniqueFd listen_;
   UniqueFd epoll_;
   UniqueFd stop_;
+  UniqueFd timer_;  // serial server: a timerfd armed for the answer at the head of the queue
   std::thread thread_;
   std::atomic<uint64_t> replies_{0};
   std::atomic<uint64_t> faults_{0};

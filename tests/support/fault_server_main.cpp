@@ -1,6 +1,8 @@
 // fault-server: FaultServer as a process, for trying reverb-load by hand against a server that is
 // wrong on purpose. Prints "listening on ADDR" on stderr, serves until stdin closes.
-// Usage: fault-server [none|flip|swap|drop|silent] [EVERY] [line|length|chunk] [LISTEN]
+// Usage: fault-server [none|flip|swap|drop|silent|serial] [EVERY] [line|length|chunk] [LISTEN]
+// serial: a correct server of known capacity, one request at a time, each taking EVERY
+// microseconds (FaultServerOptions::serviceTime): 1e6 / EVERY requests/s.
 #include <unistd.h>
 
 #include <cstdio>
@@ -19,6 +21,7 @@ int main(int argc, char** argv) {
                   : fault == "silent" ? Fault::kNoReply
                                     : Fault::kNone;
   if (argc > 2) options.every = std::strtoull(argv[2], nullptr, 10);
+  if (fault == "serial") options.serviceTime = std::chrono::microseconds(options.every);
   if (argc > 3) options.framing = reverb::parseFraming(argv[3]).value_or(reverb::Framing::kLine);
   if (argc > 4) options.listen = argv[4];
   auto server = FaultServer::start(options);
