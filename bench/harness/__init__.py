@@ -4,8 +4,10 @@ For every workload, run after run, each server in turn is started alone on 127.0
 ready line names the port), driven by reverb-load (or, for idle connections, by the idle client in
 processes.py), measured (its CPU from /proc/PID/stat, the load generator's from wait4, the rest of
 the machine's from /proc/stat) and stopped by PID. Every point is the median of the runs with their
-min and max, beside the same figure for `minimal` and `threaded`. Writes results.json, report.md,
-gnuplot SVG plots and the raw per-run files into one folder.
+min and max, beside the same figure for `minimal` and `threaded`. The `knee` workload sweeps each
+server in open loop at fractions of its closed-loop maximum (reverb-load --rate-steps) and reports
+the highest rate at p99 <= 1 ms and at p99.9 <= 10 ms, with plots/knee.svg. Writes results.json,
+report.md, gnuplot SVG plots and the raw per-run files into one folder.
 
 Exit status: 0 when every run completed with every reply right (no mismatch, no error, every server
 started and stopped cleanly) and every output file was written; 1 otherwise, saying why. Speed

@@ -11,6 +11,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ from .report import fmt, write_report
 from .results import build_results, validate_results
 from .runs import run_point
 from .stats import goals, summarise
-from .workloads import (BackendsError, Server, discover_servers, full_workloads,
+from .workloads import (BackendsError, Server, discover_servers, full_workloads, knee_base,
                         quick_workloads)
 
 
@@ -44,7 +45,11 @@ def parse_args():
     ap.add_argument("--duration", type=float, help="measured seconds per run (default 5, quick 0.5)")
     ap.add_argument("--warmup", type=float, help="warm-up seconds per run (default 1, quick 0.2)")
     ap.add_argument("--servers", help="comma-separated subset of server names")
-    ap.add_argument("--workloads", help="comma-separated subset of workload names")
+    ap.add_argument("--workloads",
+                    help="comma-separated subset of workload names; `knee` (an open-loop sweep at "
+                         "fractions of each server's closed-50 maximum, steps of at most 2 s after "
+                         "0.5 s warm-up) takes that maximum from closed-50 when it runs too, else "
+                         "measures it first")
     ap.add_argument("--add-server", action="append", default=[], metavar="'NAME=BINARY ARGS'",
                     help="one more server row, e.g. an experimental reverbd: "
                          "'reverbd-x=/tmp/x/reverbd --workers 1 --unit byte' (repeatable; "
@@ -158,17 +163,32 @@ def main():
 
     records = []
     for wl in workloads:
+        base = knee_base(workloads, wl) if wl.kind == "knee" else None
         for run in range(args.runs):
             # Rotate the order each run, so no server always follows the same neighbour.
             order = servers[run % len(servers):] + servers[:run % len(servers)]
             for server in order:
-                rec = run_point(args, tools, server, wl, run, out_dir)
+                closed_max = None
+                if base is not None:
+                    # The knee's rates are fractions of this server's closed-loop maximum measured
+                    # earlier in this run (the workloads run in order; knee comes after closed-50).
+                    rates = [r["requests_per_second"] for r in records
+                             if r["workload"] == base.name and r["server"] == server.name
+                             and not r["failures"] and r.get("requests_per_second")]
+                    closed_max = statistics.median(rates) if rates else None
+                rec = run_point(args, tools, server, wl, run, out_dir, closed_max)
                 records.append(rec)
                 headline = rec.get(wl.metric)
+                if wl.kind == "knee":
+                    detail = "  p99 by step: " + ", ".join(
+                        f"{fmt(s['requests_per_second'])}/s {fmt(s['latency_us'].get('p99'))} µs"
+                        for s in rec.get("knee") or [])
+                elif wl.kind != "idle":
+                    detail = f"  p99 {fmt((rec.get('latency_us') or {}).get('p99'))} µs"
+                else:
+                    detail = ""
                 log(f"{wl.name:<12} {server.name:<20} run {run + 1}: "
-                    f"{fmt(headline)} {wl.unit}" +
-                    (f"  p99 {fmt((rec.get('latency_us') or {}).get('p99'))} µs"
-                     if wl.kind != "idle" else "") +
+                    f"{fmt(headline)} {wl.unit}" + detail +
                     (f"  FAILED: {'; '.join(rec['failures'])}" if rec["failures"] else ""))
 
     # A reverbd variant that fell back to another backend is the same server twice: say so.
@@ -190,7 +210,15 @@ def main():
         failures.append(f"{expected_points - got} points lack runs")
     for p in points:
         wl = next(w for w in workloads if w.name == p["workload"])
-        if not p.get(wl.metric):
+        if wl.kind == "knee":
+            # No step may meet 1 ms on a busy machine or in a sanitizer build: the smoke check is
+            # that every step was measured.
+            missing = [s["fraction"] for s in p["knee"]
+                       if s["requests_per_second"] is None or s["latency_us"]["p99"] is None]
+            if missing:
+                failures.append(f"{p['workload']}/{p['server']}: no figures for the steps at "
+                                f"{', '.join(f'{f:g}' for f in missing)} of the closed-loop maximum")
+        elif not p.get(wl.metric):
             failures.append(f"{p['workload']}/{p['server']}: no {wl.metric} measured")
     meta["failures"] = failures
     meta["elapsed_seconds"] = time.monotonic() - started

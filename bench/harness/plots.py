@@ -1,8 +1,9 @@
 """The SVG plots, drawn by gnuplot from .dat files written next to them in plots/.
 
-Requests/s by connection count, the latency percentile spectrum at 50 connections, and one bar
-chart for each of the other workloads (churn, bulk, idle), each server in the same colour in
-every plot. plot_all returns the plots it drew and a failure message for each one it could not.
+Requests/s by connection count, the latency percentile spectrum at 50 connections, one bar
+chart for each of the other workloads (churn, bulk, idle), and the knee (p99 against achieved
+requests/s in open loop), each server in the same colour in every plot. plot_all returns the
+plots it drew and a failure message for each one it could not.
 """
 
 import math
@@ -38,6 +39,41 @@ KNOWN_COLOURS = {"reverbd-w1": COLOURS[0], "reverbd-w2": COLOURS[1], "reverbd-w1
 def colour_of(servers, server):
     """One colour per server, the same in every plot and every run."""
     return KNOWN_COLOURS.get(server.name, COLOURS[servers.index(server) % len(COLOURS)])
+
+
+def knee_rows(point):
+    """`achieved-req/s p99-µs fraction` lines of a knee point, one per step with both figures."""
+    return [f"{s['requests_per_second']} {s['latency_us']['p99']} {s['fraction']}"
+            for s in point.get("knee") or []
+            if s.get("requests_per_second") and s["latency_us"].get("p99")]
+
+
+def plot_knee(out_dir, subtitle, servers, wl, points):
+    """Draws plots/knee.svg; returns its name, a gnuplot failure message, or None when no server
+    has a step to draw."""
+    pdir = out_dir / "plots"
+    series = []
+    for s in servers:
+        p = find_point(points, wl.name, s.name)
+        rows = knee_rows(p) if p else []
+        if rows:
+            (pdir / f"knee-{s.name}.dat").write_text("\n".join(rows) + "\n")
+            series.append(f"'knee-{s.name}.dat' using 1:2 with linespoints lw 2 pt 7 ps 0.8 "
+                          f"lc rgb '{colour_of(servers, s)}' title '{s.name}' noenhanced")
+    if not series:
+        return None
+    script = SVG_HEAD + f"""set output 'knee.svg'
+set title "Latency under rising load: open loop, 17-byte messages, 50 connections\\n{{/*0.8 {subtitle}, per-step median}}"
+set xlabel "achieved requests/s (steps at {', '.join(f'{f:g}' for f in wl.fractions)} of each server's closed-50 maximum)"
+set ylabel 'p99 latency (µs), from the intended send time'
+set logscale y
+set format x '%.0s%c'
+set xrange [0:*]
+set arrow from graph 0, first 1000 to graph 1, first 1000 nohead dt 2 lc rgb '#888888'
+set label 'p99 = 1 ms' at graph 0.01, first 1150 textcolor rgb '#888888' font ',10'
+plot {', '.join(series)}
+"""
+    return gnuplot(out_dir, "knee.gp", script) or "plots/knee.svg"
 
 
 def plot_all(out_dir, meta, servers, workloads, points):
@@ -113,7 +149,7 @@ plot {', '.join(series)}
 
     # 3-5. One bar chart per remaining workload: churn, bulk, idle.
     for wl in workloads:
-        if wl.kind == "closed":
+        if wl.kind in ("closed", "knee"):
             continue
         rows = []
         for s in servers:
@@ -147,6 +183,15 @@ plot '{wl.name}.dat' using 1:3:6:xtic(2) with boxes lc rgb variable, \\
             failures.append(err)
         else:
             plots.append((f"plots/{svg}", wl.title))
+    # 6. The knee: p99 (log scale) against the achieved requests/s of each open-loop step.
+    for wl in (w for w in workloads if w.kind == "knee"):
+        result = plot_knee(out_dir, subtitle.replace(" (bars: min-max)", ""), servers, wl, points)
+        if result is None:
+            continue
+        if result.startswith("gnuplot"):
+            failures.append(result)
+        else:
+            plots.append((result, f"{wl.name}: p99 against achieved requests/s"))
     for name, _ in plots:
         f = out_dir / name
         if not f.exists() or f.stat().st_size < 200 or "<svg" not in read_text(f):

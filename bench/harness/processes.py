@@ -99,6 +99,22 @@ def load_command(reverb_load, address, wl, duration, warmup, json_path, quick):
     return cmd
 
 
+def knee_step_seconds(args):
+    """(measured seconds, warm-up seconds) of each knee step: the run's, at most 2 s and 0.5 s,
+    so eight steps per server stay near the time of one closed-loop run of the full matrix."""
+    return min(args.duration, 2.0), min(args.warmup, 0.5)
+
+
+def knee_command(reverb_load, address, wl, rates, step, warmup, json_path):
+    """reverb-load's open-loop sweep: one step per rate, each `warmup` then `step` seconds."""
+    return [str(reverb_load), "--target", address, "--threads", "1",
+            "--connections", str(wl.connections), "--framing", wl.framing,
+            "--size", str(wl.size), "--payload", "ascii", "--unit", "byte",
+            "--rate-steps", ",".join(f"{r:g}" for r in rates),
+            "--duration", seconds_arg(step), "--warmup", seconds_arg(warmup),
+            "--json", str(json_path)]
+
+
 def run_load(cmd, log_path, deadline, sample, window, nice=0):
     """Runs reverb-load to its end. sample() is called when the measured window opens and when
     it closes (window = (start, end) in seconds after launch), so the server's CPU is taken over

@@ -10,6 +10,7 @@ import re
 import statistics
 
 from .stats import find_point
+from .workloads import KNEE_OBJECTIVES
 
 
 def fmt(v, digits=3):
@@ -26,6 +27,31 @@ def fmt_range(mmm, digits=3):
     if not mmm:
         return "—"
     return f"{fmt(mmm['median'], digits)} [{fmt(mmm['min'], digits)} – {fmt(mmm['max'], digits)}]"
+
+
+def knee_table(servers, wl, points):
+    """The knee workload's table: per server, the highest achieved rate at each latency objective
+    (median [min – max] over the runs) and its ratio to minimal's, after the closed-loop maximum
+    the sweep's fractions were taken of."""
+    (_, _, first, first_label), (_, _, second, second_label) = KNEE_OBJECTIVES
+    L = [f"Open-loop steps at {', '.join(f'{f:g}' for f in wl.fractions)} of each server's "
+         "closed-loop maximum at the same connection count; latency from each request's intended "
+         "send time. A rate counts when its step's percentile met the objective and the step "
+         "completed at least 90% of the requests it asked for; — where no step did.",
+         "",
+         f"| server | closed-loop max req/s | req/s at {first_label} | x minimal | "
+         f"req/s at {second_label} | x minimal | p99 µs at each step |",
+         "| --- " * 7 + "|"]
+    for s in servers:
+        p = find_point(points, wl.name, s.name)
+        if p is None:
+            continue
+        steps = ", ".join(fmt(st["latency_us"].get("p99")) for st in p.get("knee") or [])
+        L.append(f"| {s.name} | {fmt_range(p.get('closed_max'))} | {fmt_range(p.get(first))} | "
+                 f"{fmt(p['ratio']['minimal'], 3)} | {fmt_range(p.get(second))} | "
+                 f"{fmt((p.get('ratio_' + second) or {}).get('minimal'), 3)} | {steps} |")
+    L.append("")
+    return L
 
 
 def write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, plots):
@@ -80,6 +106,9 @@ def write_report(out_dir, meta, servers, workloads, points, goal_rows, micro, pl
     for wl in workloads:
         L.append(f"## {wl.name}: {wl.title}")
         L.append("")
+        if wl.kind == "knee":
+            L.extend(knee_table(servers, wl, points))
+            continue
         if wl.kind == "idle":
             L.append("| server | RSS per connection (B) | RSS after (KiB) | threads | server CPU | "
                      "x minimal | x minimal_uring | x threaded |")

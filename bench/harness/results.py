@@ -11,6 +11,7 @@ writing a file the report cannot read.
 from numbers import Real
 
 from .common import BASELINES, PERCENTILES
+from .workloads import KNEE_OBJECTIVES
 
 # Point figures that are a {median, min, max} range or None (besides the workload's metric).
 RANGE_KEYS = ("server_cpu_cores", "load_cpu_cores", "other_cpu_cores", "server_cpu_us_per_request",
@@ -73,9 +74,15 @@ META = {"date": _text, "host": _text, "cpu_model": _text, "nproc": _integer,
         "failures": _text_list, "elapsed_seconds": _number}
 SERVER = {"name": _text, "binary": _text, "args": _text_list,
           "family": lambda v: v in ("reverbd", "baseline")}
-WORKLOAD = {"name": _text, "kind": lambda v: v in ("closed", "churn", "bulk", "idle"),
+WORKLOAD = {"name": _text, "kind": lambda v: v in ("closed", "churn", "bulk", "idle", "knee"),
             "connections": _integer, "framing": _text, "size": _integer, "metric": _text,
-            "unit": _text, "higher_is_better": _flag, "title": _text}
+            "unit": _text, "higher_is_better": _flag, "title": _text,
+            "fractions": lambda v: isinstance(v, (list, tuple)) and all(_number(x) for x in v)}
+KNEE_STEP = {"fraction": _number, "rate_asked": _optional(_number),
+             "requests_per_second": _optional(_number),
+             "latency_us": lambda v: isinstance(v, dict) and set(v) == {"p50", "p90", "p99", "p999",
+                                                                        "max"}
+             and all(_optional(_number)(x) for x in v.values())}
 GOAL = {"server": _text, "goal": _text, "measured": _optional(_number), "met": _flag,
         "unit": lambda v: v in ("x", "B")}
 RUN = {"server": _text, "workload": _text, "run": _integer, "failures": _text_list}
@@ -101,6 +108,27 @@ def _check_list(problems, results, key, spec):
         problems.append(f"{key}: missing or not a list")
         return []
     return [item for i, item in enumerate(items) if _check(problems, f"{key}[{i}]", item, spec)]
+
+
+def _check_knee(problems, where, p, wl):
+    """A knee point: one step per fraction, each with its figures or None; each objective's rate
+    and the closed-loop maximum as ranges; the second objective's ratios."""
+    steps = p.get("knee")
+    if not isinstance(steps, list) or len(steps) != len(wl.get("fractions") or ()):
+        problems.append(f"{where}.knee: expected one step per fraction")
+        steps = []
+    for i, step in enumerate(steps):
+        _check(problems, f"{where}.knee[{i}]", step, KNEE_STEP)
+    for key in ["closed_max"] + [field for _, _, field, _ in KNEE_OBJECTIVES]:
+        if key not in p:
+            problems.append(f"{where}.{key}: missing")
+        elif not _range(p[key]):
+            problems.append(f"{where}.{key}: not a median/min/max range")
+    ratio = p.get("ratio_" + KNEE_OBJECTIVES[1][2])
+    if not isinstance(ratio, dict) or set(ratio) != set(BASELINES) or \
+            not all(_optional(_number)(v) for v in ratio.values()):
+        problems.append(f"{where}.ratio_{KNEE_OBJECTIVES[1][2]}: expected {', '.join(BASELINES)} "
+                        "(numbers or null)")
 
 
 def validate_results(results):
@@ -145,6 +173,8 @@ def validate_results(results):
         if not isinstance(latency, dict) or set(latency) != set(wanted) or \
                 not all(_optional(_number)(v) for v in latency.values()):
             problems.append(f"{where}.latency_us: expected {', '.join(wanted)} (numbers or null)")
+        if wl is not None and wl.get("kind") == "knee":
+            _check_knee(problems, where, p, wl)
         for key in ("ratio", "p99_ratio"):
             r = p.get(key)
             if not isinstance(r, dict) or set(r) != set(BASELINES) or \

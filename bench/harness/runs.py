@@ -4,7 +4,9 @@ run_point starts the server, drives it (reverb-load, or the idle client for idle
 measures it, stops it and returns a flat record: the headline figure, latency, CPU (server, load
 generator, the rest of the machine), RSS, and a list of failures (a wrong reply, an error, a
 server that did not start or stop cleanly, a sanitizer report). A record with no failures is a
-run that counts.
+run that counts. A knee run is one reverb-load sweep (--rate-steps) at fractions of the server's
+closed-loop maximum; its record keeps each step and the highest rates that met the latency
+objectives (KNEE_OBJECTIVES).
 """
 
 import json
@@ -13,10 +15,15 @@ import time
 
 from .common import (CLK_TCK, READY_TIMEOUT, SANITIZER_REPORT, machine_cpu_ticks,
                      process_cpu_ticks, process_status, read_text)
-from .processes import ServerProcess, idle_client, load_command, run_load
+from .processes import (ServerProcess, idle_client, knee_command, knee_step_seconds,
+                        load_command, run_load)
+from .stats import knee_rate
+from .workloads import KNEE_OBJECTIVES, Workload
 
 
-def run_point(args, tools, server, wl, run_index, out_dir):
+def run_point(args, tools, server, wl, run_index, out_dir, closed_max=None):
+    """closed_max: for a knee workload, the server's closed-loop requests/s from this run's
+    closed-loop workload at the same connection count; None to measure it here first."""
     tag = f"{wl.name}.{server.name}.run{run_index + 1}"
     raw = out_dir / "raw"
     argv = [str(server.binary), "--listen", "127.0.0.1:0", "--framing", wl.framing, *server.extra]
@@ -60,6 +67,14 @@ def run_point(args, tools, server, wl, run_index, out_dir):
         if len(sockets) != wl.connections:
             rec["failures"].append(f"{tag}: only {len(sockets)} of {wl.connections} idle "
                                    f"connections got their reply")
+    elif wl.kind == "knee":
+        first = last = None
+        knee = run_knee(args, tools, wl, address, tag, raw, closed_max, sample)
+        rec["failures"] += knee.pop("failures")
+        samples = knee.pop("samples")
+        rec.update(knee)
+        if len(samples) >= 2:
+            first, last = samples[0], samples[-1]
     else:
         json_path = raw / f"{tag}.load.json"
         cmd = load_command(tools["reverb-load"], address, wl, args.duration, args.warmup,
@@ -113,6 +128,69 @@ def run_point(args, tools, server, wl, run_index, out_dir):
     if cores is not None and rec.get("connections_per_second") and wl.kind == "churn":
         rec["server_cpu_us_per_connection"] = cores * 1e6 / rec["connections_per_second"]
     return rec
+
+
+def run_knee(args, tools, wl, address, tag, raw, closed_max, sample):
+    """The knee sweep against a running server: a closed-loop probe first when closed_max is None,
+    then reverb-load --rate-steps at wl.fractions of it. Returns the record's fields (with
+    "samples", the server CPU samples over the sweep, and "failures")."""
+    out = {"failures": [], "samples": [], "closed_max_from": "closed-loop workload"}
+    step, warmup = knee_step_seconds(args)
+    if closed_max is None:
+        out["closed_max_from"] = "probe"
+        probe = Workload(f"{wl.name}-probe", "closed", wl.connections, wl.framing, wl.size,
+                         "requests_per_second", "req/s")
+        json_path = raw / f"{tag}.probe.json"
+        cmd = load_command(tools["reverb-load"], address, probe, step, warmup, json_path,
+                           args.quick)
+        status, _, _, _ = run_load(cmd, raw / f"{tag}.probe.log", deadline=step + warmup + 120,
+                                   sample=lambda: None, window=(), nice=args.nice)
+        try:
+            closed_max = json.loads(json_path.read_text()).get("requests_per_second")
+        except (OSError, ValueError):
+            closed_max = None
+        if status != 0:
+            out["failures"].append(f"{tag}: the closed-loop probe exited with status {status}; "
+                                   f"see raw/{tag}.probe.log")
+    out["closed_max"] = closed_max
+    if not closed_max:
+        out["failures"].append(f"{tag}: no closed-loop maximum to take fractions of")
+        return out
+    rates = [max(1.0, float(f"{f * closed_max:.3g}")) for f in wl.fractions]
+    json_path = raw / f"{tag}.load.json"
+    cmd = knee_command(tools["reverb-load"], address, wl, rates, step, warmup, json_path)
+    out["load_command"] = " ".join(cmd)
+    total = len(rates) * (step + warmup)
+    status, _, wall, samples = run_load(cmd, raw / f"{tag}.load.log", deadline=total + 120,
+                                        sample=sample, window=(0.0, total), nice=args.nice)
+    out.update({"load_exit_status": status, "load_wall_seconds": wall,
+                "samples": sorted(samples, key=lambda x: x[2])})
+    if status != 0:
+        out["failures"].append(f"{tag}: reverb-load exited with status {status}; "
+                               f"see raw/{tag}.load.log")
+    try:
+        report = json.loads(json_path.read_text())
+    except (OSError, ValueError) as e:
+        out["failures"].append(f"{tag}: reverb-load wrote no readable JSON ({e}); "
+                               f"see raw/{tag}.load.log")
+        return out
+    steps = []
+    for fraction, s in zip(wl.fractions, report.get("steps") or []):
+        latency = s.get("latency_us") or {}
+        steps.append({"fraction": fraction, "rate_asked": s.get("rate_asked"),
+                      "requests_per_second": s.get("requests_per_second"),
+                      "latency_us": {k: latency.get(k) for k in ("p50", "p90", "p99", "p999",
+                                                                 "max")},
+                      "errors": s.get("errors"), "mismatches": s.get("mismatches"),
+                      "backlog_at_end": s.get("backlog_at_end")})
+    if len(steps) != len(rates):
+        out["failures"].append(f"{tag}: reverb-load reported {len(steps)} of {len(rates)} steps")
+    out.update({"knee": steps, "mismatches": report.get("mismatches"),
+                "errors": report.get("errors"),
+                "load_cpu_cores": (report.get("cpu") or {}).get("cores_used")})
+    for key, limit, field, _ in KNEE_OBJECTIVES:
+        out[field] = knee_rate(steps, key, limit)
+    return out
 
 
 def extract_load_figures(report, wl):

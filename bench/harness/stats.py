@@ -4,12 +4,15 @@ A point is one server on one workload: the median [min, max] of each figure over
 latency percentiles' medians, the summed mismatches and errors, and the ratio of its headline
 figure (and its p99) to each baseline's (minimal, minimal_uring, threaded) from the same results.
 A ratio is None when the baseline is missing (minimal_uring in a build without liburing) or zero.
-Pure functions: no processes, no files.
+A knee point also keeps its sweep step by step (the medians over the runs of each step's achieved
+rate and latency) and the highest rates that met each latency objective. Pure functions: no
+processes, no files.
 """
 
 import statistics
 
 from .common import BASELINES, PERCENTILES
+from .workloads import KNEE_OBJECTIVES
 
 
 def median_min_max(values):
@@ -17,6 +20,45 @@ def median_min_max(values):
     if not values:
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+# A knee step kept up with its asked rate when it completed at least this fraction of it, as
+# reverb-load's --slo judges a step (kSustainedFraction in tools/load/sweep.h).
+SUSTAINED_FRACTION = 0.9
+
+
+def knee_rate(steps, key, limit_us):
+    """The highest achieved requests/s among a sweep's steps whose latency `key` (p99, p999) is at
+    most limit_us and that kept up with their asked rate; None when no step did."""
+    best = None
+    for s in steps:
+        latency = (s.get("latency_us") or {}).get(key)
+        achieved, asked = s.get("requests_per_second"), s.get("rate_asked")
+        if latency is None or achieved is None or not asked:
+            continue
+        if latency <= limit_us and achieved >= SUSTAINED_FRACTION * asked:
+            best = achieved if best is None else max(best, achieved)
+    return best
+
+
+def summarise_knee(runs, wl):
+    """A knee point's own figures: each step's medians over the runs, the closed-loop maximum the
+    fractions were taken of, and each objective's rate as median [min, max]."""
+    steps = []
+    for i, fraction in enumerate(wl.fractions):
+        at = [r["knee"][i] for r in runs if len(r.get("knee") or []) > i]
+        med = lambda values: statistics.median(values) if values else None
+        steps.append({"fraction": fraction,
+                      "rate_asked": med([s["rate_asked"] for s in at if s.get("rate_asked")]),
+                      "requests_per_second": med([s["requests_per_second"] for s in at
+                                                  if s.get("requests_per_second") is not None]),
+                      "latency_us": {k: med([s["latency_us"][k] for s in at
+                                             if (s.get("latency_us") or {}).get(k) is not None])
+                                     for k in ("p50", "p90", "p99", "p999", "max")}})
+    out = {"knee": steps, "closed_max": median_min_max([r.get("closed_max") for r in runs])}
+    for _, _, field, _ in KNEE_OBJECTIVES:
+        out[field] = median_min_max([r.get(field) for r in runs])
+    return out
 
 
 def summarise(records, servers, workloads):
@@ -37,9 +79,19 @@ def summarise(records, servers, workloads):
                                    for k, _ in PERCENTILES + [("max", 0)]}
             point["mismatches"] = sum(r.get("mismatches") or 0 for r in runs)
             point["errors"] = sum(r.get("errors") or 0 for r in runs)
+            if wl.kind == "knee":
+                point.update(summarise_knee(runs, wl))
             by_server[server.name] = point
             points.append(point)
         for point in by_server.values():
+            if wl.kind == "knee":
+                # The second objective's rate against each baseline's, beside the headline's.
+                field = KNEE_OBJECTIVES[1][2]
+                point["ratio_" + field] = {
+                    base: (point[field]["median"] / by_server[base][field]["median"]
+                           if point[field] and by_server.get(base, {}).get(field)
+                           and by_server[base][field]["median"] else None)
+                    for base in BASELINES}
             mine = point[wl.metric]
             point["ratio"] = {}
             for base in BASELINES:

@@ -2,6 +2,8 @@
 
 A Server is a binary and its arguments besides --listen and --framing; a Workload says what
 reverb-load (or the idle client) does and which figure of a run record is its headline. The
+`knee` workload is an open-loop sweep at fractions of each server's closed-loop maximum at the
+same connection count (knee_base names that closed-loop workload), so it comes after it. The
 servers are reverbd on each backend that `reverbd --list-backends` says the build has, then the
 baselines (minimal_uring only when the build has it: it needs liburing); the workload lists are
 fixed. Together they decide the matrix; cli.py narrows it with
@@ -37,6 +39,26 @@ class Workload:
     unit: str          # how the headline figure reads
     higher_is_better: bool = True
     title: str = ""
+    fractions: tuple = ()  # knee: the steps' rates, as fractions of the closed-loop maximum
+
+
+# The latency objectives the knee table reports: (latency_us key, limit in µs, record key, label).
+KNEE_OBJECTIVES = (("p99", 1000.0, "rate_at_p99_1ms", "p99 ≤ 1 ms"),
+                   ("p999", 10000.0, "rate_at_p999_10ms", "p99.9 ≤ 10 ms"))
+
+
+def knee(fractions):
+    return Workload("knee", "knee", 50, "chunk", 17, "rate_at_p99_1ms", "req/s",
+                    title="open loop at fractions of closed-50's maximum, 17 B, 50 connections: "
+                          "latency against load",
+                    fractions=tuple(fractions))
+
+
+def knee_base(workloads, wl):
+    """The closed-loop workload whose maximum sets a knee workload's rates: the one with the same
+    connection count and framing, or None when the matrix has none (the knee then probes)."""
+    return next((w for w in workloads if w.kind == "closed" and w.connections == wl.connections
+                 and w.framing == wl.framing), None)
 
 
 def full_workloads():
@@ -54,6 +76,7 @@ def full_workloads():
         Workload("idle-10000", "idle", 10000, "chunk", 17, "rss_per_connection", "B/conn",
                  higher_is_better=False,
                  title="10,000 idle connections (server RSS per connection, after one exchange each)"),
+        knee((0.1, 0.3, 0.5, 0.7, 0.8, 0.9, 1.0, 1.2)),
     ]
 
 
@@ -69,6 +92,7 @@ def quick_workloads():
                  title="64 KiB length-framed messages, 4 connections"),
         Workload("idle-200", "idle", 200, "chunk", 17, "rss_per_connection", "B/conn",
                  higher_is_better=False, title="200 idle connections"),
+        knee((0.25, 0.5)),
     ]
 
 

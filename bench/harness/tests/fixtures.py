@@ -2,12 +2,13 @@
 
 from pathlib import Path
 
-from harness.workloads import Server, Workload
+from harness.workloads import Server, Workload, knee
 
 CLOSED = Workload("closed-50", "closed", 50, "chunk", 17, "requests_per_second", "req/s",
                   title="closed loop, 17 B, 50 connections")
 IDLE = Workload("idle-200", "idle", 200, "chunk", 17, "rss_per_connection", "B/conn",
                 higher_is_better=False, title="200 idle connections")
+KNEE = knee((0.5, 1.0, 1.2))
 
 
 def servers(*names):
@@ -32,6 +33,24 @@ def closed_run(server, run, rps, p99=100.0, cpu=0.5, **extra):
            "server_cpu_us_per_request": cpu * 1e6 / rps if rps else None,
            "rss_after_kib": 2048, "threads_after": 3}
     rec.update(extra)
+    return rec
+
+
+def knee_run(server, run, closed_max, steps, mismatches=0):
+    """A knee run record as run_point returns it: steps are (achieved req/s, p99 µs, p99.9 µs) at
+    KNEE's fractions of closed_max; the objective rates as runs.run_knee computes them."""
+    from harness.stats import knee_rate
+    from harness.workloads import KNEE_OBJECTIVES
+    knee_steps = [{"fraction": f, "rate_asked": f * closed_max, "requests_per_second": rps,
+                   "latency_us": {"p50": p99 / 2, "p90": p99 * 0.8, "p99": p99, "p999": p999,
+                                  "max": p999 * 2},
+                   "errors": 0, "mismatches": 0, "backlog_at_end": 0}
+                  for f, (rps, p99, p999) in zip(KNEE.fractions, steps)]
+    rec = {"server": server, "workload": KNEE.name, "run": run, "failures": [],
+           "closed_max": closed_max, "closed_max_from": "closed-loop workload", "knee": knee_steps,
+           "mismatches": mismatches, "errors": 0, "load_cpu_cores": 0.5}
+    for key, limit, field, _ in KNEE_OBJECTIVES:
+        rec[field] = knee_rate(knee_steps, key, limit)
     return rec
 
 
