@@ -374,7 +374,16 @@ SweepReport sampleSearch() {
 
 TEST(SweepReportTest, TheTableSaysTheAnswerAndTheStepsThatSupportIt) {
   SweepReport sweep = sampleSearch();
-  std::string text = formatSteps(sweep);
+  RunDescription run;
+  run.config.target = *parseAddress("127.0.0.1:2002");
+  run.sweep = "requests, open loop, search for the highest rate at p99 ≤ 1 ms";
+  std::string text = formatSteps(run, sweep);
+  EXPECT_EQ(
+      text.rfind("reverb-load: requests, open loop, search for the highest rate at p99 ≤ 1 ms -> "
+                 "127.0.0.1:2002, step by step\n",
+                 0),
+      0u)
+      << text;
   EXPECT_NE(text.find("closed-loop probe: 6000 req/s"), std::string::npos) << text;
   EXPECT_NE(text.find("max sustainable req/s at p99 ≤ 1 ms: 3750\n"), std::string::npos) << text;
   EXPECT_NE(text.find("step 4 met it at 3750 req/s"), std::string::npos) << text;
@@ -394,9 +403,9 @@ TEST(SweepReportTest, TheTableSaysTheAnswerAndTheStepsThatSupportIt) {
   sweep.search->missedStep.reset();
   sweep.search->confirmStep.reset();
   for (auto& step : sweep.steps) step.meets = false;
-  EXPECT_NE(
-      formatSteps(sweep).find("max sustainable req/s at p99 ≤ 1 ms: none: no rate tried met it"),
-      std::string::npos);
+  EXPECT_NE(formatSteps(run, sweep)
+                .find("max sustainable req/s at p99 ≤ 1 ms: none: no rate tried met it"),
+            std::string::npos);
 }
 
 TEST(SweepReportTest, JsonHasStepsTheirHistogramsTheSearchAndTheTimeSeries) {

@@ -504,9 +504,16 @@ std::string formatJson(const RunDescription& run, const LoadReport& r, const Swe
   return json.text() + "\n";
 }
 
-std::string formatSteps(const SweepReport& sweep) {
+std::string formatSteps(const RunDescription& run, const SweepReport& sweep) {
+  const LoadConfig& c = run.config;
   const SearchReport* search = sweep.search ? &*sweep.search : nullptr;
   std::string out;
+  out += format("reverb-load: %s -> %s, step by step\n", run.sweep.c_str(),
+                c.target.toString().c_str());
+  out += format(
+      "  each step: a %.2f s window after %.2f s warmup, %d connections, pipeline %d; latency "
+      "from the intended send time\n",
+      c.duration.count() / 1e9, c.warmup.count() / 1e9, c.connections, c.pipeline);
   if (search != nullptr && search->probe) {
     const LoadReport& p = *search->probe;
     out += format(
@@ -518,8 +525,9 @@ std::string formatSteps(const SweepReport& sweep) {
                            search->objective.percentile != 90 &&
                            search->objective.percentile != 99 &&
                            search->objective.percentile != 99.9;
-  out += format("  %4s %-8s %10s %11s", "step", search != nullptr ? "kind" : "", "asked/s",
-                "achieved/s");
+  out += format("  %4s", "step");
+  if (search != nullptr) out += format(" %-8s", "kind");
+  out += format(" %10s %11s", "asked/s", "achieved/s");
   for (const char* label : {"p50 us", "p90 us", "p99 us", "p99.9 us", "max us", "p99 uncorr"}) {
     out += format(" %10s", label);
   }
@@ -529,9 +537,9 @@ std::string formatSteps(const SweepReport& sweep) {
   out += "\n";
   for (const StepReport& step : sweep.steps) {
     const LoadReport& r = step.report;
-    out += format("  %4d %-8s %10.6g %11.1f", step.index,
-                  search != nullptr ? std::string(toString(step.kind)).c_str() : "", step.rate,
-                  r.requestsPerSecond());
+    out += format("  %4d", step.index);
+    if (search != nullptr) out += format(" %-8s", std::string(toString(step.kind)).c_str());
+    out += format(" %10.6g %11.1f", step.rate, r.requestsPerSecond());
     for (double pct : {50.0, 90.0, 99.0, 99.9})
       out += format(" %10s", formatMicros(r.latency.valueAtPercentile(pct)).c_str());
     out += format(" %10s %10s", formatMicros(r.latency.max()).c_str(),

@@ -45,9 +45,9 @@ std::string preflightText(const LoadConfig& config, const KernelLimits& limits, 
 // The human table for stdout.
 std::string formatTable(const RunDescription& run, const LoadReport& report);
 
-// The table of a sweep's steps for stdout, with the search's answer and the steps that support
-// it; reverb-load prints it above the whole run's formatTable.
-std::string formatSteps(const SweepReport& sweep);
+// The table of a sweep's steps for stdout (run.sweep says what the sweep was), with the search's
+// answer and the steps that support it; reverb-load prints it above the whole run's formatTable.
+std::string formatSteps(const RunDescription& run, const SweepReport& sweep);
 
 // The --json document: every figure plus metadata, and the time series ("timeseries"). With a
 // sweep, `report` is its whole run and the document adds "steps" (and "slo" for a search), the

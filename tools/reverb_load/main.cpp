@@ -190,7 +190,7 @@ int runSweep(const reverb::load::RunDescription& run, const reverb::load::Messag
   double askedTimesSeconds = 0;
   for (const StepReport& step : report.steps) askedTimesSeconds += step.rate * step.report.seconds;
   whole.config.rate = report.whole.seconds > 0 ? askedTimesSeconds / report.whole.seconds : 0;
-  std::string text = formatSteps(report) + "\n" + formatTable(whole, report.whole);
+  std::string text = formatSteps(run, report) + "\n" + formatTable(whole, report.whole);
   std::fputs(text.c_str(), stdout);
   std::fflush(stdout);
   if (!jsonPath.empty() && !writeFile(jsonPath, formatJson(whole, report.whole, &report))) return 1;
