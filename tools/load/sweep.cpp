@@ -221,7 +221,7 @@ std::optional<double> RateSearch::lowestMissAbove(double rate) const {
 }
 
 std::optional<RateSearch::Probe> RateSearch::next() const {
-  if (answer_ || exhausted_ || probes_ >= kMaxProbes || confirmations_ >= kMaxRepeats)
+  if (answer_ || exhausted_ || probes_ >= kMaxProbes || confirmations_ >= kMaxConfirmations)
     return std::nullopt;
   if (!lo_ && !hi_) return Probe{bound_, StepKind::kSearch};
   if (!lo_) {
@@ -234,16 +234,19 @@ std::optional<RateSearch::Probe> RateSearch::next() const {
     if (!estimate_ || *lo_ >= 8 * bound_) return Probe{*lo_, StepKind::kConfirm};
     return Probe{roundRate(*lo_ * 1.5), StepKind::kSearch};
   }
+  // A miss just overturned: the misses above it may be the same stall's; repeat the next first.
+  if (overturned_ && !hiRechecked_) return Probe{*hi_, StepKind::kRecheck};
   const double mid = roundRate((*lo_ + *hi_) / 2);
   // Within the resolution (or the rounding grid): repeat the miss above, then the answer.
   if (*hi_ - *lo_ > resolution_ * *lo_ && mid > *lo_ && mid < *hi_)
     return Probe{mid, StepKind::kSearch};
-  if (!hiRechecked_ && rechecks_ < kMaxRepeats) return Probe{*hi_, StepKind::kRecheck};
+  if (!hiRechecked_) return Probe{*hi_, StepKind::kRecheck};
   return Probe{*lo_, StepKind::kConfirm};
 }
 
 void RateSearch::record(const Probe& probe, bool met) {
   ++probes_;
+  overturned_ = probe.kind == StepKind::kRecheck && met;
   switch (probe.kind) {
     case StepKind::kConfirm:
       ++confirmations_;
@@ -259,7 +262,6 @@ void RateSearch::record(const Probe& probe, bool met) {
       lo_ = highestMetBelow(probe.rate);
       return;
     case StepKind::kRecheck:
-      ++rechecks_;
       if (!met) {
         hiRechecked_ = true;
         return;

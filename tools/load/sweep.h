@@ -80,18 +80,19 @@ bool meetsObjective(const LoadReport& report, double rate, const Objective& obje
 //      `resolution` of each other;
 //   4. repeat the lowest rate that missed (kRecheck): a miss can be noise (a machine that stalled
 //      the client for a moment), never the other way round, so one that meets on the repeat
-//      counts as met and the search goes on above it;
+//      counts as met and the search goes on above it, repeating the next miss above first (a
+//      stall often spans several runs);
 //   5. repeat the highest rate that met (kConfirm): the answer if it meets again; if not, it
 //      counts as a miss and the search goes on below it.
 // So an answer is a rate that met twice (or met, missed, and met again), and the rate above it
 // missed twice. Rates it proposes are rounded to 3 significant digits, except the bound itself.
-// At most kMaxProbes runs in all, kMaxRepeats repeat runs of each kind. Threading: any one thread
-// at a time.
+// At most kMaxProbes runs in all, kMaxConfirmations repeat runs of an answer. Threading: any one
+// thread at a time.
 class RateSearch {
  public:
   static constexpr double kDefaultResolution = 0.02;
   static constexpr int kMaxProbes = 24;
-  static constexpr int kMaxRepeats = 3;
+  static constexpr int kMaxConfirmations = 3;
 
   struct Probe {
     double rate = 0;
@@ -121,12 +122,12 @@ class RateSearch {
   std::optional<double> lo_;    // highest rate that met (not disproved by a failed confirmation)
   std::optional<double> hi_;    // lowest rate that missed (not overturned by a recheck)
   bool hiRechecked_ = false;    // hi_ missed on its repeat run too
+  bool overturned_ = false;     // the last run was a repeat that overturned a miss
   std::vector<double> met_;     // rates that met and still count
   std::vector<double> missed_;  // rates that missed and still count
   std::optional<double> answer_;
   int probes_ = 0;
   int confirmations_ = 0;
-  int rechecks_ = 0;
   bool exhausted_ = false;  // nothing meets above a thousandth of the bound
 };
 
