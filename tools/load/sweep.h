@@ -92,7 +92,7 @@ class RateSearch {
  public:
   static constexpr double kDefaultResolution = 0.02;
   static constexpr int kMaxProbes = 24;
-  static constexpr int kMaxConfirmations = 3;
+  static constexpr int kMaxConfirmations = 6;
 
   struct Probe {
     double rate = 0;
