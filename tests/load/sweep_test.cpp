@@ -357,6 +357,36 @@ TEST(LoadReportAddTest, StepsAddUpToTheWholeRun) {
   EXPECT_TRUE(whole.openLoop);
 }
 
+TEST(StepReportTest, AStepKeepsItsHistogramsFiguresAndCountRanges) {
+  LoadReport r = stepReport(2, 0, 0);
+  for (uint64_t v = 1000; v <= 100'000; v += 7) r.latency.record(v);
+  for (uint64_t v = 500; v <= 50'000; v += 7) r.latencyUncorrected.record(v);
+  r.counters.requests = r.latency.count();
+  r.backlogAtEnd = 3;
+  r.series = {IntervalFigures{0, 1, 5, 0, 0, 1, 2, 3}};
+  StepReport s = StepReport::of(r, 99.5);
+  EXPECT_EQ(s.seconds, 2);
+  EXPECT_EQ(s.counters.requests, r.latency.count());
+  EXPECT_EQ(s.requestsPerSecond(), r.requestsPerSecond());
+  EXPECT_EQ(s.backlogAtEnd, 3u);
+  EXPECT_EQ(s.series.size(), 1u);
+  EXPECT_EQ(s.latency.p50, r.latency.valueAtPercentile(50));
+  EXPECT_EQ(s.latency.p999, r.latency.valueAtPercentile(99.9));
+  EXPECT_EQ(s.latency.p9999, r.latency.valueAtPercentile(99.99));
+  EXPECT_EQ(s.latency.objective, r.latency.valueAtPercentile(99.5));
+  EXPECT_EQ(s.latency.max, r.latency.max());
+  EXPECT_EQ(s.latency.mean, r.latency.mean());
+  EXPECT_EQ(s.latencyUncorrected.p99, r.latencyUncorrected.valueAtPercentile(99));
+  EXPECT_EQ(s.sendDelay.count, 0u);
+  // The count ranges rebuild the same histogram.
+  EXPECT_EQ(s.latencyCounts.count, r.latency.count());
+  EXPECT_EQ(s.latencyCounts.max, r.latency.max());
+  Histogram rebuilt(s.latencyCounts.highestTrackable, s.latencyCounts.significantDigits);
+  for (auto [lowest, count] : s.latencyCounts.ranges) rebuilt.recordCount(lowest, count);
+  EXPECT_EQ(rebuilt.count(), r.latency.count());
+  EXPECT_EQ(rebuilt.valueAtPercentile(90), r.latency.valueAtPercentile(90));
+}
+
 SweepReport sampleSearch() {
   SweepReport sweep;
   SearchReport& s = sweep.search.emplace();
@@ -365,16 +395,15 @@ SweepReport sampleSearch() {
   s.boundFromProbe = true;
   s.probe = stepReport(2, 12'000, 3'000'000);
   auto step = [&](StepKind kind, double rate, uint64_t nanos, bool meets) {
-    StepReport r;
+    LoadReport report = stepReport(2, static_cast<uint64_t>(rate * 2), nanos);
+    report.series = {IntervalFigures{0, 1, static_cast<uint64_t>(rate), 0, 0, nanos, nanos, nanos},
+                     IntervalFigures{1, 1, static_cast<uint64_t>(rate), 0, 0, nanos, nanos, nanos}};
+    StepReport r = StepReport::of(report, 99);
     r.index = static_cast<int>(sweep.steps.size()) + 1;
     r.kind = kind;
     r.rate = rate;
-    r.report = stepReport(2, static_cast<uint64_t>(rate * 2), nanos);
-    r.report.series = {
-        IntervalFigures{0, 1, static_cast<uint64_t>(rate), 0, 0, nanos, nanos, nanos},
-        IntervalFigures{1, 1, static_cast<uint64_t>(rate), 0, 0, nanos, nanos, nanos}};
     r.meets = meets;
-    sweep.whole.add(r.report);
+    sweep.whole.add(report);
     sweep.steps.push_back(r);
   };
   step(StepKind::kSearch, 6000, 50'000'000, false);

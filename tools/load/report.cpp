@@ -73,20 +73,40 @@ void writeLatency(JsonWriter& json, const char* key, const Histogram& h, bool pr
   json.endObject();
 }
 
+// writeLatency's keys, from the figures a sweep's step kept.
+void writeLatencyFigures(JsonWriter& json, const char* key, const LatencyFigures& f, bool present) {
+  json.key(key);
+  if (!present) {
+    json.null();
+    return;
+  }
+  json.beginObject();
+  for (auto [name, value] : {std::pair{"p50", f.p50},
+                             {"p90", f.p90},
+                             {"p99", f.p99},
+                             {"p999", f.p999},
+                             {"p9999", f.p9999}}) {
+    json.key(name).value(value / 1e3);
+  }
+  json.key("max").value(f.max / 1e3);
+  json.key("min").value(f.min / 1e3);
+  json.key("mean").value(f.mean / 1e3);
+  json.key("count").value(f.count);
+  json.endObject();
+}
+
 // A histogram as its count ranges, so another reader can merge it with others (Histogram::
 // recordCount): "counts" is a list of [lowest value of the range, count], in nanoseconds.
-void writeHistogramCounts(JsonWriter& json, const char* key, const Histogram& h) {
+void writeHistogramCounts(JsonWriter& json, const char* key, const HistogramCounts& h) {
   json.key(key).beginObject();
   json.key("unit").value("ns");
-  json.key("significant_digits").value(h.significantDigits());
-  json.key("highest_trackable").value(h.highestTrackable());
-  json.key("count").value(h.count());
-  json.key("min").value(h.min());
-  json.key("max").value(h.max());
+  json.key("significant_digits").value(h.significantDigits);
+  json.key("highest_trackable").value(h.highestTrackable);
+  json.key("count").value(h.count);
+  json.key("min").value(h.min);
+  json.key("max").value(h.max);
   json.key("counts").beginArray();
-  h.forEachCount([&](uint64_t lowest, uint64_t, uint64_t count) {
-    json.inlineArray({lowest, count});
-  });
+  for (auto [lowest, count] : h.ranges) json.inlineArray({lowest, count});
   json.endArray();
   json.endObject();
 }
@@ -125,8 +145,8 @@ void writeErrorsByCause(JsonWriter& json, const LoadCounters& n) {
   json.endObject();
 }
 
-void writeStep(JsonWriter& json, const StepReport& step) {
-  const LoadReport& r = step.report;
+void writeStep(JsonWriter& json, const StepReport& r) {
+  const StepReport& step = r;
   json.beginObject();
   json.key("index").value(step.index);
   json.key("kind").value(toString(step.kind));
@@ -146,10 +166,10 @@ void writeStep(JsonWriter& json, const StepReport& step) {
   } else {
     json.null();
   }
-  writeLatency(json, "latency_us", r.latency, true);
-  writeLatency(json, "latency_uncorrected_us", r.latencyUncorrected, r.openLoop);
-  writeLatency(json, "send_delay_us", r.sendDelay, r.openLoop);
-  writeHistogramCounts(json, "latency_histogram", r.latency);
+  writeLatencyFigures(json, "latency_us", r.latency, true);
+  writeLatencyFigures(json, "latency_uncorrected_us", r.latencyUncorrected, r.openLoop);
+  writeLatencyFigures(json, "send_delay_us", r.sendDelay, r.openLoop);
+  writeHistogramCounts(json, "latency_histogram", r.latencyCounts);
   json.endObject();
 }
 
@@ -487,7 +507,7 @@ std::string formatJson(const RunDescription& run, const LoadReport& r, const Swe
   json.key("timeseries").beginArray();
   if (sweep != nullptr) {
     for (const StepReport& step : sweep->steps) {
-      writeSeries(json, step.report.series, step.index, step.startedAt + c.warmup.count() / 1e9);
+      writeSeries(json, step.series, step.index, step.startedAt + c.warmup.count() / 1e9);
     }
   } else {
     writeSeries(json, r.series, 0, c.warmup.count() / 1e9);
@@ -536,18 +556,16 @@ std::string formatSteps(const RunDescription& run, const SweepReport& sweep) {
   if (search != nullptr) out += "  " + search->objective.text;
   out += "\n";
   for (const StepReport& step : sweep.steps) {
-    const LoadReport& r = step.report;
+    const StepReport& r = step;
     out += format("  %4d", step.index);
     if (search != nullptr) out += format(" %-8s", std::string(toString(step.kind)).c_str());
     out += format(" %10.6g %11.1f", step.rate, r.requestsPerSecond());
-    for (double pct : {50.0, 90.0, 99.0, 99.9})
-      out += format(" %10s", formatMicros(r.latency.valueAtPercentile(pct)).c_str());
-    out += format(" %10s %10s", formatMicros(r.latency.max()).c_str(),
-                  formatMicros(r.latencyUncorrected.valueAtPercentile(99)).c_str());
-    if (extraColumn) {
-      out += format(
-          " %10s", formatMicros(r.latency.valueAtPercentile(search->objective.percentile)).c_str());
+    for (uint64_t value : {r.latency.p50, r.latency.p90, r.latency.p99, r.latency.p999}) {
+      out += format(" %10s", formatMicros(value).c_str());
     }
+    out += format(" %10s %10s", formatMicros(r.latency.max).c_str(),
+                  formatMicros(r.latencyUncorrected.p99).c_str());
+    if (extraColumn) out += format(" %10s", formatMicros(r.latency.objective).c_str());
     out += format(" %7llu %10llu", static_cast<unsigned long long>(r.counters.errorTotal()),
                   static_cast<unsigned long long>(r.counters.mismatches));
     if (step.meets) out += *step.meets ? "  met" : "  missed";
@@ -567,11 +585,9 @@ std::string formatSteps(const RunDescription& run, const SweepReport& sweep) {
     const std::string pct = search->objective.label();
     auto describe = [&](const StepReport* step, const char* what) {
       if (step == nullptr) return;
-      why +=
-          format("%sstep %d %s at %.6g req/s (%.0f achieved, %s %s us)", why.empty() ? "" : "; ",
-                 step->index, what, step->rate, step->report.requestsPerSecond(), pct.c_str(),
-                 formatMicros(step->report.latency.valueAtPercentile(search->objective.percentile))
-                     .c_str());
+      why += format("%sstep %d %s at %.6g req/s (%.0f achieved, %s %s us)", why.empty() ? "" : "; ",
+                    step->index, what, step->rate, step->requestsPerSecond(), pct.c_str(),
+                    formatMicros(step->latency.objective).c_str());
     };
     describe(stepAt(search->metStep), "met it");
     describe(stepAt(search->missedStep), "missed it");

@@ -290,6 +290,47 @@ void RateSearch::record(const Probe& probe, bool met) {
   }
 }
 
+LatencyFigures LatencyFigures::of(const Histogram& h, double objectivePercentile) {
+  LatencyFigures f;
+  f.count = h.count();
+  f.min = h.min();
+  f.max = h.max();
+  f.mean = h.mean();
+  f.p50 = h.valueAtPercentile(50);
+  f.p90 = h.valueAtPercentile(90);
+  f.p99 = h.valueAtPercentile(99);
+  f.p999 = h.valueAtPercentile(99.9);
+  f.p9999 = h.valueAtPercentile(99.99);
+  f.objective = h.valueAtPercentile(objectivePercentile);
+  return f;
+}
+
+HistogramCounts HistogramCounts::of(const Histogram& h) {
+  HistogramCounts c;
+  c.significantDigits = h.significantDigits();
+  c.highestTrackable = h.highestTrackable();
+  c.count = h.count();
+  c.min = h.min();
+  c.max = h.max();
+  h.forEachCount([&](uint64_t lowest, uint64_t, uint64_t n) { c.ranges.emplace_back(lowest, n); });
+  return c;
+}
+
+StepReport StepReport::of(const LoadReport& r, double objectivePercentile) {
+  StepReport s;
+  s.seconds = r.seconds;
+  s.counters = r.counters;
+  s.backlogAtEnd = r.backlogAtEnd;
+  s.interrupted = r.interrupted;
+  s.openLoop = r.openLoop;
+  s.series = r.series;
+  s.latency = LatencyFigures::of(r.latency, objectivePercentile);
+  s.latencyUncorrected = LatencyFigures::of(r.latencyUncorrected, objectivePercentile);
+  s.sendDelay = LatencyFigures::of(r.sendDelay, objectivePercentile);
+  s.latencyCounts = HistogramCounts::of(r.latency);
+  return s;
+}
+
 Sweep::Sweep(LoadConfig base, const MessagePool& pool, SweepObserver* observer)
     : base_(std::move(base)), pool_(pool), observer_(observer) {}
 
@@ -313,17 +354,17 @@ Result<LoadReport> Sweep::runOne(double rate) {
   return report;
 }
 
-void Sweep::addStep(SweepReport& sweep, StepKind kind, double rate, LoadReport report,
+void Sweep::addStep(SweepReport& sweep, StepKind kind, double rate, const LoadReport& report,
                     std::optional<bool> meets) {
-  StepReport step;
+  const double percentile = sweep.search ? sweep.search->objective.percentile : 99.0;
+  StepReport step = StepReport::of(report, percentile);
   step.index = static_cast<int>(sweep.steps.size()) + 1;
   step.kind = kind;
   step.rate = rate;
   step.startedAt = static_cast<double>(startedAt_) / 1e9;
   step.meets = meets;
-  step.report = std::move(report);
-  sweep.whole.add(step.report);
-  sweep.interrupted = sweep.interrupted || step.report.interrupted;
+  sweep.whole.add(report);
+  sweep.interrupted = sweep.interrupted || step.interrupted;
   sweep.steps.push_back(std::move(step));
   if (observer_ != nullptr) observer_->onStepEnd(sweep.steps.back());
 }
@@ -341,7 +382,7 @@ SweepReport Sweep::runSteps(const std::vector<double>& rates) {
       sweep.failure = report.error();
       break;
     }
-    addStep(sweep, StepKind::kStep, rate, std::move(*report), std::nullopt);
+    addStep(sweep, StepKind::kStep, rate, *report, std::nullopt);
   }
   sweep.interrupted = sweep.interrupted || stopped_.load(std::memory_order_relaxed);
   return sweep;
@@ -379,8 +420,8 @@ SweepReport Sweep::search(const Objective& objective, double upperBound) {
       break;
     }
     const bool met = meetsObjective(*report, probe->rate, objective);
-    addStep(sweep, kind, probe->rate, std::move(*report), met);
-    if (sweep.steps.back().report.interrupted) break;
+    addStep(sweep, kind, probe->rate, *report, met);
+    if (sweep.steps.back().interrupted) break;
     search.record(*probe, met);
   }
   sweep.interrupted = sweep.interrupted || stopped_.load(std::memory_order_relaxed);

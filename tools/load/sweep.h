@@ -131,13 +131,60 @@ class RateSearch {
   bool exhausted_ = false;  // nothing meets above a thousandth of the bound
 };
 
+// What a step keeps of one of its latency histograms: the figures its table row and its JSON
+// print (nanoseconds). A dense Histogram is about 270 KB; a sweep keeps every step, so it keeps
+// these instead, and the whole run's merged histograms.
+struct LatencyFigures {
+  uint64_t count = 0;
+  uint64_t min = 0;
+  uint64_t max = 0;
+  double mean = 0;
+  uint64_t p50 = 0;
+  uint64_t p90 = 0;
+  uint64_t p99 = 0;
+  uint64_t p999 = 0;
+  uint64_t p9999 = 0;
+  uint64_t objective = 0;  // at the search objective's percentile (p99 outside a search)
+
+  static LatencyFigures of(const Histogram& h, double objectivePercentile);
+};
+
+// A histogram as its non-empty count ranges (Histogram::forEachCount), with its layout and exact
+// extremes: what --json writes so that a reader can merge steps (Histogram::recordCount).
+struct HistogramCounts {
+  int significantDigits = 0;
+  uint64_t highestTrackable = 0;
+  uint64_t count = 0;
+  uint64_t min = 0;
+  uint64_t max = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;  // lowest value of the range, count
+
+  static HistogramCounts of(const Histogram& h);
+};
+
 struct StepReport {
   int index = 0;  // 1-based, in the order the steps ran
   StepKind kind = StepKind::kStep;
-  double rate = 0;       // asked, requests/s
-  double startedAt = 0;  // seconds from the sweep's start to this step's
-  LoadReport report;
+  double rate = 0;            // asked, requests/s
+  double startedAt = 0;       // seconds from the sweep's start to this step's
   std::optional<bool> meets;  // search: the verdict against the objective
+  // The step's run, as LoadReport has it, less the dense histograms.
+  double seconds = 0;
+  LoadCounters counters;
+  uint64_t backlogAtEnd = 0;
+  bool interrupted = false;
+  bool openLoop = false;
+  std::vector<IntervalFigures> series;
+  LatencyFigures latency;  // corrected
+  LatencyFigures latencyUncorrected;
+  LatencyFigures sendDelay;
+  HistogramCounts latencyCounts;  // the corrected latency histogram, mergeable
+
+  // The figures of a step's run; objectivePercentile fills LatencyFigures::objective.
+  static StepReport of(const LoadReport& report, double objectivePercentile);
+  double requestsPerSecond() const noexcept {
+    return seconds > 0 ? static_cast<double>(counters.requests) / seconds : 0;
+  }
 };
 
 struct SearchReport {
@@ -193,7 +240,7 @@ class Sweep {
  private:
   // One LoadRun at `rate` (0: closed loop); the error when it could not be made or run.
   Result<LoadReport> runOne(double rate);
-  void addStep(SweepReport& sweep, StepKind kind, double rate, LoadReport report,
+  void addStep(SweepReport& sweep, StepKind kind, double rate, const LoadReport& report,
                std::optional<bool> meets);
 
   LoadConfig base_;

@@ -124,7 +124,7 @@ class StderrSweep final : public reverb::load::SweepObserver {
   void onStepEnd(const reverb::load::StepReport& step) override {
     if (step.meets) {
       std::fprintf(stderr, "step %d: %.0f req/s achieved: %s\n", step.index,
-                   step.report.requestsPerSecond(), *step.meets ? "met" : "missed");
+                   step.requestsPerSecond(), *step.meets ? "met" : "missed");
     }
   }
   reverb::load::ProgressSink* progress() override { return progress_; }
@@ -188,7 +188,7 @@ int runSweep(const reverb::load::RunDescription& run, const reverb::load::Messag
   // The whole run's table says what was asked on average over the steps' windows.
   RunDescription whole = run;
   double askedTimesSeconds = 0;
-  for (const StepReport& step : report.steps) askedTimesSeconds += step.rate * step.report.seconds;
+  for (const StepReport& step : report.steps) askedTimesSeconds += step.rate * step.seconds;
   whole.config.rate = report.whole.seconds > 0 ? askedTimesSeconds / report.whole.seconds : 0;
   std::string text = formatSteps(run, report) + "\n" + formatTable(whole, report.whole);
   std::fputs(text.c_str(), stdout);
