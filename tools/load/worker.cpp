@@ -1,9 +1,11 @@
 // Worker: one epoll loop per thread of a LoadRun (see worker.h); the loop itself is WorkerLoop.
 //
 // Hot path of one closed-loop request, per reply: one recv() (edge-triggered, so no epoll_ctl), one
-// clock read, one memcmp against the precomputed reply, one histogram increment, a 17-byte append
-// to the connection's output buffer and one send(). No allocation, no virtual or std::function
-// call; a mismatch leaves the hot path through an out-of-line function.
+// clock read, one memcmp against the precomputed reply, two histogram increments (the window's
+// and the time series interval's), a 17-byte append to the connection's output buffer and one
+// send(). No allocation, no virtual or std::function call; a mismatch leaves the hot path through
+// an out-of-line function. Once per series interval (1 s) the thread hands its interval to the
+// run's IntervalLog under a mutex.
 #include "load/worker.h"
 
 #include <arpa/inet.h>
@@ -160,8 +162,9 @@ class WorkerLoop final : public Worker {
   // The share of the series interval that `now` falls in, handing in the previous one first when
   // `now` has passed its end. Only for events inside the window (counting(now) or byCount).
   IntervalShare& shareAt(Nanos now) noexcept {
-    if (now >= intervalEnd_) [[unlikely]]
+    if (now >= intervalEnd_) [[unlikely]] {
       rollInterval(now);
+    }
     return share_;
   }
   void rollInterval(Nanos now) noexcept;
