@@ -109,6 +109,24 @@ Result<UniqueFd> listenOn(const SocketAddress& address, int backlog) {
   return fd;
 }
 
+Result<UniqueFd> adoptListener(int fd) {
+  const std::string name = "inherited socket " + std::to_string(fd);
+  int value = 0;
+  socklen_t length = sizeof value;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &length) != 0) return errnoError(name);
+  if (value != SOCK_STREAM) return makeError(std::errc::invalid_argument, name + " is not TCP");
+  length = sizeof value;
+  if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &value, &length) != 0) return errnoError(name);
+  if (value == 0) {
+    return makeError(std::errc::invalid_argument, name + " is not listening (Accept=no sockets)");
+  }
+  int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return errnoError(name);
+  if (::fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) return errnoError(name);
+  setNoDelay(fd);
+  return UniqueFd(fd);
+}
+
 Result<UniqueFd> connectTo(const SocketAddress& address) {
   UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return errnoError("socket");

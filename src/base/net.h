@@ -66,6 +66,11 @@ Result<SocketAddress> localAddress(int fd);
 // listener, and the sockets accept() returns inherit it: callers need not set it again.
 Result<UniqueFd> listenOn(const SocketAddress& address, int backlog);
 
+// Takes an inherited listening socket (systemd socket activation passes them from fd 3 on): checks
+// that it is a listening TCP socket, makes it non-blocking and close-on-exec, and sets TCP_NODELAY
+// as listenOn does. Returns it owned, or an error naming the fd (the fd is then left open).
+Result<UniqueFd> adoptListener(int fd);
+
 // A non-blocking connected-or-connecting TCP socket to `address` (EINPROGRESS is success).
 Result<UniqueFd> connectTo(const SocketAddress& address);
 

@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "server/log_limit.h"
+
 namespace reverb {
 namespace {
 
@@ -181,7 +183,7 @@ void Connection::abort(bool shutdownSocket) noexcept {
   if (shutdownSocket) ::shutdown(fd_.get(), SHUT_RDWR);
 }
 
-std::string_view Connection::prepare() noexcept {
+std::string_view Connection::prepare(ServiceTiming* timing) noexcept {
   {
     std::lock_guard lock(mu_);
     if (state_ == State::kAborted) {
@@ -209,11 +211,17 @@ std::string_view Connection::prepare() noexcept {
       watching_ = false;
     }
   }
-  if (progress_ == Progress::kServing) parseInput(eof_, peerClosed_);
+  if (progress_ == Progress::kServing) {
+    size_t parsed = parseInput(eof_, peerClosed_);
+    if (timing != nullptr && parsed > 0) {
+      if (unsentRequests_ == 0) unsentSince_ = timing->start;
+      unsentRequests_ += parsed;
+    }
+  }
   return out_.view();
 }
 
-bool Connection::complete(ssize_t sent) noexcept {
+bool Connection::complete(ssize_t sent, ServiceTiming* timing) noexcept {
   if (skipped_) return false;
   const bool eof = eof_;
   bool alive = true;
@@ -229,6 +237,12 @@ bool Connection::complete(ssize_t sent) noexcept {
   if (peerGone) {
     if (progress_ == Progress::kServing) progressTo(Progress::kFailed);
     out_.clear();
+    unsentRequests_ = 0;  // never handed to the kernel: not a service time
+  }
+  if (timing != nullptr && unsentRequests_ > 0 && out_.empty()) {
+    timing->completed = unsentRequests_;
+    timing->since = unsentSince_;
+    unsentRequests_ = 0;
   }
   if (progress_ != Progress::kServing || (eof && in_.empty())) in_.clear();
   if (out_.empty()) out_.shrinkIfIdle(kKeepIdleCapacity);
@@ -285,7 +299,7 @@ bool Connection::complete(ssize_t sent) noexcept {
   return more;
 }
 
-void Connection::parseInput(bool eof, bool peerClosed) noexcept {
+size_t Connection::parseInput(bool eof, bool peerClosed) noexcept {
   const Framing framing = protocol_.framing;
   size_t requests = 0;
   for (;;) {
@@ -293,10 +307,23 @@ void Connection::parseInput(bool eof, bool peerClosed) noexcept {
     if (frame.status == Frame::Status::kNeedMore) break;
     if (frame.status == Frame::Status::kTooLong) {
       ServerStats::add(stats_.tooLong, 1);
-      spdlog::warn(
-          "{}: {} over the limit of {} bytes; closing after the earlier replies", peerName(),
-          framing == Framing::kLine ? "line" : "frame",
-          framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame);
+      // A hostile client can send bad input as fast as it likes: the warning is rate-limited (its
+      // summary says how many were held back), and the debug line has every one.
+      static LogLimiter limiter;
+      const bool warn = spdlog::should_log(spdlog::level::warn);
+      const LogLimiter::Verdict verdict = warn ? limiter.check() : LogLimiter::Verdict{};
+      if (verdict.log || spdlog::should_log(spdlog::level::debug)) {
+        const char* what = framing == Framing::kLine ? "line" : "frame";
+        const size_t limit =
+            framing == Framing::kLine ? protocol_.limits.maxLine : protocol_.limits.maxFrame;
+        const std::string peer = peerName();
+        if (verdict.log) {
+          spdlog::warn("{}: {} over the limit of {} bytes; closing after the earlier replies{}",
+                       peer, what, limit, LogLimiter::more(verdict));
+        }
+        spdlog::debug("{}: closing: {} over the limit of {} bytes ({} requests answered before)",
+                      peer, what, limit, requestsServed_ + requests);
+      }
       progressTo(Progress::kFailed);
       in_.clear();
       break;
@@ -314,6 +341,8 @@ void Connection::parseInput(bool eof, bool peerClosed) noexcept {
     in_.clear();
   }
   if (requests) ServerStats::add(stats_.requests, requests);
+  requestsServed_ += requests;
+  return requests;
 }
 
 bool Connection::flushOutput() noexcept {

@@ -52,6 +52,19 @@ enum class ConnectionRequest : uint8_t {
   kResumeReading,  // buffered bytes fell below the low-water mark: read again
 };
 
+// What a worker learns from one service() call, for the service-time histogram (WorkerStats). The
+// worker reads the clock once per call, not per request: `start` is its previous reading (when
+// this call began), and its next reading, once service() returns, ends every request `completed`
+// reports. A request's service time therefore runs from the start of the call that parsed it to
+// the end of the call whose send() handed its reply's last byte to the kernel; the requests of one
+// call share that interval, and one that waited for a slow reader includes the wait.
+struct ServiceTiming {
+  std::chrono::steady_clock::time_point start;  // in: when this service() call began
+  uint64_t completed = 0;  // out: requests whose replies are now all in the kernel
+  std::chrono::steady_clock::time_point since;  // out: the start of the call that parsed the
+                                                // oldest of them
+};
+
 // ConnectionOwner: the reactor, seen from a strand. post() is thread-safe.
 class ConnectionOwner {
  public:
@@ -121,20 +134,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Strand only (the worker that popped this connection). Parses the input, appends the replies to
   // the output, sends what the socket takes and posts what the reactor must do next. Returns true
-  // when more input arrived meanwhile: the caller queues the connection again.
-  bool service() noexcept {
-    prepare();
-    return complete(kNotSent);
+  // when more input arrived meanwhile: the caller queues the connection again. `timing` (null:
+  // not measured) gets the requests this call completed; see ServiceTiming.
+  bool service(ServiceTiming* timing = nullptr) noexcept {
+    prepare(timing);
+    return complete(kNotSent, timing);
   }
 
   // Strand only: service() in two halves, for a worker that sends the replies of several
   // connections with one system call (SendRing). prepare() takes the input, parses it and returns
   // the replies waiting to be sent (empty if none); the caller may send a prefix of them and pass
   // complete() what that send returned (bytes, or -errno), or kNotSent. complete() sends the rest
-  // itself and does what service() does after sending; it returns what service() returns.
+  // itself and does what service() does after sending; it returns what service() returns. A
+  // `timing` given to prepare() (its start) must be given to complete() too (what completed).
   static constexpr ssize_t kNotSent = 0;
-  std::string_view prepare() noexcept;
-  bool complete(ssize_t sent) noexcept;
+  std::string_view prepare(ServiceTiming* timing = nullptr) noexcept;
+  bool complete(ssize_t sent, ServiceTiming* timing = nullptr) noexcept;
 
   // Loop thread only: the current state. Takes mu_; for the reactor's rare decisions (resume,
   // finish, drain), never on the per-request path.
@@ -159,9 +174,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Strand only. Aborts (where NDEBUG is not defined) on a move backwards.
   void progressTo(Progress next) noexcept;
 
-  // Moves parsed requests from in_ to replies in out_; false on a protocol error.
-  // `eof`: the input is complete; `peerClosed`: a last line without LF counts as a request.
-  void parseInput(bool eof, bool peerClosed) noexcept;
+  // Moves parsed requests from in_ to replies in out_ and returns how many. A protocol error
+  // moves progress_ to kFailed. `eof`: the input is complete; `peerClosed`: a last line without LF
+  // counts as a request.
+  size_t parseInput(bool eof, bool peerClosed) noexcept;
   // Sends out_ until it is empty or the socket is full; false if the peer is gone.
   bool flushOutput() noexcept;
 
@@ -191,6 +207,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool peerClosed_ = false;  // ... because the peer closed its side
   bool watching_ = false;    // kWatchWritable posted, markWritable not yet seen (a latch that
                              // any Progress can hold)
+  // Timed service only: requests parsed whose replies are not all in the kernel yet, and the start
+  // of the call that parsed the oldest of them.
+  uint64_t unsentRequests_ = 0;
+  std::chrono::steady_clock::time_point unsentSince_;
+  uint64_t requestsServed_ = 0;  // for the log line of a connection closed for cause
 };
 
 }  // namespace reverb

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "server/log_limit.h"
+
 namespace reverb {
 namespace {
 
@@ -59,6 +61,7 @@ Result<void> Reactor::run() {
     if (stopRequested_.load() && !draining_) beginDrain();
     runTimers(Clock::now());
     dispatchReady();
+    rounds_.store(rounds_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   }
   return {};
 }
@@ -187,8 +190,13 @@ void Reactor::onAccept(UniqueFd fd) noexcept {
 void Reactor::onAcceptError(int error) noexcept {
   REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.acceptPauses, 1);
-  spdlog::warn("accept: {}; pausing accepts for {} ms ({} connections open)", std::strerror(error),
-               kAcceptBackoff.count(), connections_.size());
+  // At the fd limit this repeats every back-off (10 times a second): rate-limited, summarised.
+  static LogLimiter limiter;
+  if (auto verdict = limiter.check(); verdict.log) {
+    spdlog::warn("accept: {}; pausing accepts for {} ms ({} connections open){}",
+                 std::strerror(error), kAcceptBackoff.count(), connections_.size(),
+                 LogLimiter::more(verdict));
+  }
   backend_->setAccepting(false);
   acceptResumeAt_ = Clock::now() + kAcceptBackoff;
 }

@@ -49,6 +49,14 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   // Thread-safe (ConnectionOwner): a strand's request, carried out on the loop thread.
   void post(ConnectionPtr c, ConnectionRequest request) noexcept override;
 
+  // Thread-safe: loop rounds completed so far (each poll() and what follows it). A watchdog that
+  // wakes the loop with nudge() and sees this move knows the loop is alive.
+  uint64_t rounds() const noexcept { return rounds_.load(std::memory_order_relaxed); }
+  // Thread-safe: makes the loop run one round (and return to waiting) without asking anything.
+  void nudge() noexcept { backend_->wake(); }
+  // Thread-safe: stop() has been called (the drain has begun, or is about to).
+  bool stopping() const noexcept { return stopRequested_.load(std::memory_order_relaxed); }
+
   // Loop thread only: the number of open connections.
   size_t connectionCount() const noexcept {
     REVERB_ASSERT_LOOP_THREAD(loopThread());
@@ -103,6 +111,7 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   std::vector<std::pair<ConnectionPtr, ConnectionRequest>> running_;   // loop thread only
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stopRequested_{false};
+  std::atomic<uint64_t> rounds_{0};  // written by the loop thread only
 };
 
 }  // namespace reverb

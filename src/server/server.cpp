@@ -30,9 +30,25 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   protocol.highWater = std::max(protocol.highWater, 2 * (largest + 64 * 1024));
 
   std::vector<UniqueFd> listeners;
+  if (!config.listenFds.empty()) {
+    if (!config.listen.empty()) {
+      return makeError(std::errc::invalid_argument,
+                       "--listen cannot be used with inherited sockets (socket activation): the "
+                       "service manager's socket unit says where to listen");
+    }
+    for (int fd : config.listenFds) {
+      auto inherited = adoptListener(fd);
+      if (!inherited) return inherited.error();
+      auto bound = localAddress(inherited->get());
+      if (!bound) return bound.error();
+      server->addresses_.push_back(*bound);
+      listeners.push_back(std::move(*inherited));
+    }
+  }
   const bool defaults = config.listen.empty();
   std::vector<std::string> wanted = config.listen;
   if (defaults) wanted = {"0.0.0.0:2002", "[::]:2002"};
+  if (!config.listenFds.empty()) wanted.clear();
   for (const std::string& text : wanted) {
     auto address = parseAddress(text);
     if (!address) return address.error();
@@ -71,7 +87,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
       std::make_unique<Reactor>(std::move(*backend), std::move(listeners), server->config_.protocol,
                                 server->queue_, server->stats_, config.drainTimeout);
   server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
-                                               server->replySend_ == ReplySend::kIoUring);
+                                               server->replySend_ == ReplySend::kIoUring,
+                                               config.timeRequests);
   return server;
 }
 
@@ -93,6 +110,22 @@ Result<void> Server::run() {
 
 void Server::stop() noexcept {
   reactor_->stop();
+}
+
+std::span<const WorkerStats> Server::workerStats() const noexcept {
+  return pool_->workerStats();
+}
+
+bool Server::draining() const noexcept {
+  return reactor_->stopping();
+}
+
+uint64_t Server::loopRounds() const noexcept {
+  return reactor_->rounds();
+}
+
+void Server::nudgeLoop() noexcept {
+  reactor_->nudge();
 }
 
 }  // namespace reverb

@@ -1,12 +1,14 @@
 // Server: reverbd as a library. Binds the listeners, builds the backend, the reactor and the
-// worker pool from a ServerConfig, and runs them. Tests embed it; src/server/main.cpp wraps it.
+// worker pool from a ServerConfig, and runs them. Tests embed it; src/reverbd/main.cpp wraps it.
 // Ownership: owns everything it builds. Threading: create() and run() on one thread (run() turns
-// it into the loop thread); stop() and stats() are thread-safe.
+// it into the loop thread); stop(), stats() and the queries marked thread-safe may be called from
+// any thread (the metrics endpoint's, the signal thread, the watchdog) while run() runs.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,12 @@ struct ServerConfig {
   ReplySend replySend = ReplySend::kAuto;    // how workers send replies: see SendRing
   std::chrono::milliseconds drainTimeout{5000};
   int backlog = 4096;  // the kernel caps it at net.core.somaxconn
+  // Listening sockets inherited from the service manager (systemd socket activation). When not
+  // empty they are served instead of `listen`, which must then be empty; the server owns them.
+  std::vector<int> listenFds;
+  // Fill WorkerStats (busy time, the service-time histogram): one clock read per strand a worker
+  // runs. reverbd turns it on with the metrics endpoint.
+  bool timeRequests = false;
 };
 
 class Server {
@@ -57,6 +65,16 @@ class Server {
   void stop() noexcept;
 
   const ServerStats& stats() const noexcept { return stats_; }
+  // Thread-safe: one per worker; zero unless config.timeRequests.
+  std::span<const WorkerStats> workerStats() const noexcept;
+  // Thread-safe: jobs waiting for a worker (approximate while threads push and pop).
+  size_t queueDepth() const noexcept { return queue_.sizeApprox(); }
+  // Thread-safe: stop() has been called; the server no longer accepts (or is about to stop).
+  bool draining() const noexcept;
+  // Thread-safe: reactor loop rounds so far, and a wake-up that makes it run one; a watchdog that
+  // nudges and sees the count move knows the loop is alive.
+  uint64_t loopRounds() const noexcept;
+  void nudgeLoop() noexcept;
 
  private:
   explicit Server(const ServerConfig& config);

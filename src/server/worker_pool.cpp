@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <chrono>
 #include <span>
 #include <string>
 
@@ -18,12 +19,16 @@ constexpr size_t kBatch = 4;
 
 }  // namespace
 
-WorkerPool::WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings)
-    : queue_(queue), sendRings_(sendRings) {
-  if (workers == 0) workers = 1;
-  threads_.reserve(workers);
-  for (size_t i = 0; i < workers; ++i) {
-    threads_.emplace_back([this] { run(); });
+WorkerPool::WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings,
+                       bool timed)
+    : queue_(queue),
+      sendRings_(sendRings),
+      count_(workers == 0 ? 1 : workers),
+      stats_(std::make_unique<WorkerStats[]>(count_)) {
+  threads_.reserve(count_);
+  for (size_t i = 0; i < count_; ++i) {
+    WorkerStats* stats = timed ? &stats_[i] : nullptr;
+    threads_.emplace_back([this, stats] { run(stats); });
     std::string name = "reverb-w" + std::to_string(i);
     pthread_setname_np(threads_.back().native_handle(), name.c_str());
   }
@@ -37,7 +42,7 @@ void WorkerPool::stop() {
   threads_.clear();
 }
 
-void WorkerPool::run() {
+void WorkerPool::run(WorkerStats* stats) {
   std::unique_ptr<SendRing> ring;
   if (sendRings_) {
     // Server::create made one ring already, so this fails only if the kernel runs out of memory
@@ -64,13 +69,21 @@ void WorkerPool::run() {
         stopping = true;
       }
     }
-    serve(std::span(jobs.data(), n), ring.get());
+    serve(std::span(jobs.data(), n), ring.get(), stats);
   }
 }
 
-void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
+void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring,
+                       WorkerStats* stats) noexcept {
   std::array<ssize_t, kBatch> sent;
   sent.fill(Connection::kNotSent);
+  // Timed: the clock is read when the batch starts and after each strand's replies reach the
+  // kernel, never per request (see ServiceTiming). Through the ring that is once for the whole
+  // batch, whose replies leave in one io_uring_enter.
+  std::array<ServiceTiming, kBatch> timing{};
+  ServiceTiming* timed = stats != nullptr ? timing.data() : nullptr;
+  const Clock::time_point start = stats != nullptr ? Clock::now() : Clock::time_point{};
+  for (ServiceTiming& t : timing) t.start = start;
   const bool together = ring != nullptr && jobs.size() > 1;
   if (together) {
     // Parse every strand's input first, then hand all their replies to the kernel at once. The
@@ -79,7 +92,7 @@ void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
     std::array<size_t, kBatch> owner{};
     size_t count = 0;
     for (size_t i = 0; i < jobs.size(); ++i) {
-      std::string_view replies = jobs[i]->prepare();
+      std::string_view replies = jobs[i]->prepare(timed != nullptr ? &timed[i] : nullptr);
       // Large replies go with send(2): copying them costs far more than the system call saved,
       // and a socket they fill would make complete() try again anyway.
       if (replies.empty() || replies.size() > SendRing::kLargeReply) continue;
@@ -92,8 +105,17 @@ void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
       for (size_t k = 0; k < count; ++k) sent[owner[k]] = sends[k].result;
     }
   }
+  Clock::time_point last = start;
   for (size_t i = 0; i < jobs.size(); ++i) {
-    const bool more = together ? jobs[i]->complete(sent[i]) : jobs[i]->service();
+    ServiceTiming* t = timed != nullptr ? &timed[i] : nullptr;
+    if (t != nullptr && !together) t->start = last;
+    const bool more = together ? jobs[i]->complete(sent[i], t) : jobs[i]->service(t);
+    if (t != nullptr && !together) {
+      // One strand at a time: its end is the next one's start.
+      const Clock::time_point now = Clock::now();
+      if (t->completed > 0) stats->recordService(t->completed, now - t->since);
+      last = now;
+    }
     // More input arrived while the strand ran: requeue it behind the others, for fairness.
     if (more) {
       queue_.push(std::move(jobs[i]));
@@ -101,6 +123,14 @@ void WorkerPool::serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept {
       jobs[i].reset();
     }
   }
+  if (stats == nullptr) return;
+  if (together) {
+    last = Clock::now();
+    for (const ServiceTiming& t : timing) {
+      if (t.completed > 0) stats->recordService(t.completed, last - t.since);
+    }
+  }
+  stats->recordBusy(last - start);
 }
 
 }  // namespace reverb

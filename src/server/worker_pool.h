@@ -2,12 +2,15 @@
 // A worker takes up to four jobs at a time. With send rings, it parses all of them and then hands
 // their replies to the kernel with one io_uring_enter (SendRing); without, each strand sends its
 // own replies with send(2).
-// Ownership: owns its threads and their send rings; borrows the queue, which must outlive the pool.
-// Threading: construct and stop() from one thread; the workers touch only the queue and the
-// connections they pop.
+// Ownership: owns its threads, their send rings and one WorkerStats per worker; borrows the queue,
+// which must outlive the pool.
+// Threading: construct and stop() from one thread; the workers touch only the queue, the
+// connections they pop and their own WorkerStats; workerStats() is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <thread>
 #include <vector>
@@ -15,30 +18,41 @@
 #include "server/connection.h"
 #include "server/job_queue.h"
 #include "server/send_ring.h"
+#include "server/stats.h"
 
 namespace reverb {
 
 class WorkerPool {
  public:
   // Starts `workers` threads (at least 1). `sendRings`: each worker makes its own SendRing (the
-  // caller has checked that this kernel allows one).
-  WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings = false);
+  // caller has checked that this kernel allows one). `timed`: each worker fills its WorkerStats,
+  // reading the clock twice per batch that goes out through the ring, else once per strand run
+  // plus once per batch; never per request. Otherwise the WorkerStats stay zero.
+  WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings = false,
+             bool timed = false);
   ~WorkerPool() { stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  size_t size() const noexcept { return threads_.size(); }
+  size_t size() const noexcept { return count_; }
+  // Thread-safe: one WorkerStats per worker, valid for the pool's life.
+  std::span<const WorkerStats> workerStats() const noexcept { return {stats_.get(), count_}; }
 
   // Finishes the jobs already queued, then joins every worker. Idempotent.
   void stop();
 
  private:
-  void run();
+  using Clock = std::chrono::steady_clock;
+
+  void run(WorkerStats* stats);
   // Runs one batch of strands (no empty jobs), sending their replies together when `ring` is set.
-  void serve(std::span<ConnectionPtr> jobs, SendRing* ring) noexcept;
+  // `stats` (null: not timed) gets the batch's busy time and service times.
+  void serve(std::span<ConnectionPtr> jobs, SendRing* ring, WorkerStats* stats) noexcept;
 
   JobQueue<ConnectionPtr>& queue_;
   const bool sendRings_;
+  const size_t count_;
+  std::unique_ptr<WorkerStats[]> stats_;
   std::vector<std::thread> threads_;
 };
 
