@@ -2,18 +2,21 @@
 // default), by line, or by length-prefixed frame.
 //
 // usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
-//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend
-//                auto|io_uring|epoll]
-//                [--reply-send auto|io_uring|send] [--log-level LEVEL] [--drain-timeout SECONDS]
+//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|io_uring|epoll]
+//                [--reply-send auto|io_uring|send] [--log-level LEVEL] [--log-format text|json]
+//                [--log-queue LINES] [--metrics-listen HOST:PORT] [--drain-timeout SECONDS]
 //                [--config FILE] [--version]
 //        reverbd --list-backends
 //
-// With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing.
-// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=...
-// workers=... framing=... unit=... sends=..." once it accepts connections. SIGINT/SIGTERM drain:
-// stop accepting, answer every request already received, close, exit 0; a second signal exits at
-// once with status 1. SIGPIPE, SIGHUP, SIGUSR1 and SIGUSR2 are ignored. Exit status: 0 after a
-// drain, 1 when start-up fails or the event loop meets an impossible error, 2 for bad usage.
+// With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing;
+// started by systemd with socket activation, it serves the sockets it was given instead.
+// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
+// framing=... unit=... sends=...[ metrics=ADDR]" once it accepts connections. SIGINT/SIGTERM
+// drain: stop accepting, answer every request already received, close, exit 0; a second signal
+// exits at once with status 1. SIGHUP re-reads the log level (see reloadLogLevel). SIGPIPE,
+// SIGUSR1 and SIGUSR2 are ignored.
+// Exit status: 0 after a drain, 1 when start-up fails or the event loop meets an impossible error,
+// 2 for bad usage.
 //
 // --list-backends prints one line per I/O backend this build has, in preference order, to stdout,
 // and exits 0: "NAME: available" or "NAME: unavailable (REASON)". Scripts (the benchmark harness)
@@ -24,14 +27,23 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "base/net.h"
+#include "reverbd/logging.h"
+#include "reverbd/metrics_endpoint.h"
+#include "reverbd/service_manager.h"
 #include "server/backends/backends.h"
+#include "server/log_limit.h"
+#include "server/metrics.h"
 #include "server/server.h"
 
 namespace {
@@ -58,18 +70,80 @@ std::string backendHelp() {
   return "I/O backend: auto (the first available of: " + list + ") or one of: " + list;
 }
 
-// Blocks SIGINT and SIGTERM in every thread (call before starting any) so that only the signal
-// thread receives them, through sigwait.
-sigset_t blockStopSignals() {
+// Blocks SIGINT, SIGTERM and SIGHUP in every thread (call before starting any) so that only the
+// signal thread receives them, through sigwait.
+sigset_t blockHandledSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  // Sends use MSG_NOSIGNAL; ignoring SIGPIPE covers any other write. A lost terminal (SIGHUP) or
-  // a stray user signal must not end a server that has clients: those are ignored too.
-  for (int ignored : {SIGPIPE, SIGHUP, SIGUSR1, SIGUSR2}) std::signal(ignored, SIG_IGN);
+  // Sends use MSG_NOSIGNAL; ignoring SIGPIPE covers any other write. A stray user signal must not
+  // end a server that has clients: those are ignored too.
+  for (int ignored : {SIGPIPE, SIGUSR1, SIGUSR2}) std::signal(ignored, SIG_IGN);
   return set;
+}
+
+// Counted for reverb_config_reloads_total.
+std::atomic<uint64_t> reloadsDone{0};
+std::atomic<uint64_t> reloadsFailed{0};
+
+// What SIGHUP reloads: the log level, and nothing else. The level is computed as start-up computes
+// it: `--log-level` on the command line wins (a reload leaves it), else the config file's
+// `log-level` key as the file says now, else the default, info. Every other key of the file is
+// read only at start. A file that cannot be read or parsed, or a bad level, changes nothing and is
+// logged as an error.
+struct ReloadSource {
+  std::string configFile;  // "" without --config
+  bool levelOnCommandLine = false;
+};
+
+void reloadLogLevel(const ReloadSource& source) {
+  reverb::notifyServiceManager("RELOADING=1");
+  const auto before = spdlog::default_logger()->level();
+  auto fail = [&](const std::string& why) {
+    reloadsFailed.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error("SIGHUP: {}; the log level stays {}", why,
+                  std::string_view(spdlog::level::to_string_view(before).data(),
+                                   spdlog::level::to_string_view(before).size()));
+    reverb::notifyServiceManager("READY=1\nSTATUS=reload failed: see the log");
+  };
+  if (source.configFile.empty()) {
+    fail("no --config file to reload");
+    return;
+  }
+  if (source.levelOnCommandLine) {
+    reloadsDone.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info(
+        "SIGHUP: --log-level was given on the command line, which wins over {}; nothing "
+        "to change",
+        source.configFile);
+    reverb::notifyServiceManager("READY=1");
+    return;
+  }
+  std::string level = "info";
+  try {
+    for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(source.configFile)) {
+      if (item.parents.empty() && item.name == "log-level" && item.inputs.size() == 1) {
+        level = item.inputs.front();
+      }
+    }
+  } catch (const CLI::Error& e) {
+    fail(fmt::format("cannot read {}: {}", source.configFile, e.what()));
+    return;
+  }
+  const auto next = spdlog::level::from_str(level);
+  if (level != "off" && next == spdlog::level::off) {
+    fail(fmt::format("{}: log-level '{}' is not one of trace, debug, info, warn, error, off",
+                     source.configFile, level));
+    return;
+  }
+  spdlog::default_logger()->set_level(next);
+  reloadsDone.fetch_add(1, std::memory_order_relaxed);
+  // At warn so it shows at every level but off.
+  spdlog::warn("SIGHUP: log level {} (from {})", level, source.configFile);
+  reverb::notifyServiceManager("READY=1");
 }
 
 // What the signal thread may touch. main clears `server` (under `mu`) before destroying it, so a
@@ -77,15 +151,21 @@ sigset_t blockStopSignals() {
 struct SignalTarget {
   std::mutex mu;
   reverb::Server* server = nullptr;
+  ReloadSource reload;  // set before the signal thread starts, then read-only
 };
 
 void watchSignals(sigset_t set, SignalTarget& target) {
   std::thread([set, &target] {
     int received = 0;
-    for (int count = 0;; ++count) {
+    for (int stops = 0;;) {
       if (sigwait(&set, &received) != 0) continue;
-      if (count == 0) {
+      if (received == SIGHUP) {
+        reloadLogLevel(target.reload);
+        continue;
+      }
+      if (stops++ == 0) {
         spdlog::info("{}: draining; send it again to exit at once", strsignal(received));
+        reverb::notifyServiceManager("STOPPING=1\nSTATUS=draining");
         std::lock_guard lock(target.mu);
         if (target.server != nullptr) target.server->stop();
       } else {
@@ -94,6 +174,52 @@ void watchSignals(sigset_t set, SignalTarget& target) {
       }
     }
   }).detach();
+}
+
+// Whether argv sets `flag` itself ("--flag VALUE" or "--flag=VALUE"), not through --config.
+bool onCommandLine(int argc, char** argv, std::string_view flag) {
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg(argv[i]);
+    if (arg == flag || (arg.size() > flag.size() && arg.substr(0, flag.size()) == flag &&
+                        arg[flag.size()] == '=')) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// The /metrics body: the server's families, the process's, and reverbd's own.
+std::string renderMetrics(const reverb::Server& server) {
+  reverb::MetricsText out;
+  reverb::appendServerMetrics(server, out);
+  out.gauge("reverb_build_info", "reverbd's version and build, as labels.", 1.0,
+            {{"version", REVERB_VERSION},
+             {"buildtype", REVERB_BUILD_TYPE},
+             {"systemd", reverb::serviceManagerSupported() ? "yes" : "no"}});
+  out.counter("reverb_log_messages_dropped_total",
+              "Log lines dropped because the log queue was full (stderr too slow or stalled).",
+              reverb::droppedMessages());
+  out.counter("reverb_log_messages_suppressed_total",
+              "Repeated warnings held back by the rate limits (summarised in the next line).",
+              reverb::LogLimiter::suppressedTotal());
+  out.family("reverb_config_reloads_total", "counter",
+             "SIGHUP reloads of the log level, by result.");
+  out.sample("reverb_config_reloads_total", {{"result", "ok"}},
+             reloadsDone.load(std::memory_order_relaxed));
+  out.sample("reverb_config_reloads_total", {{"result", "failed"}},
+             reloadsFailed.load(std::memory_order_relaxed));
+  reverb::appendProcessMetrics(out);
+  return out.take();
+}
+
+// Ends the process once the logging thread has written everything, or, if stderr has stalled for
+// 2 s, at once: the lines still queued are lost, the exit status is not.
+[[noreturn]] void exitAfterLogs(int status) {
+  if (!reverb::finishLogging(std::chrono::seconds(2))) {
+    std::fprintf(stderr, "reverbd: stderr is not being read; exiting without the last log lines\n");
+    std::_Exit(status);
+  }
+  std::exit(status);
 }
 
 }  // namespace
@@ -105,6 +231,9 @@ int main(int argc, char** argv) {
   std::string backend = "auto";
   std::string replySend = "auto";
   std::string logLevel = "info";
+  std::string logFormat = "text";
+  size_t logQueue = 8192;
+  std::string metricsListen;
   double drainSeconds = 5.0;
   bool listBackends = false;
 
@@ -148,9 +277,26 @@ int main(int argc, char** argv) {
   app.add_flag("--list-backends", listBackends,
                "Print each I/O backend this build has and whether this kernel can run it, then "
                "exit");
-  app.add_option("--log-level", logLevel, "trace, debug, info, warn, error or off")
+  app.add_option("--log-level", logLevel,
+                 "trace, debug, info, warn, error or off; SIGHUP re-reads it from --config")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", logFormat, "text, or json: one JSON object per line")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-queue", logQueue,
+                 "Log lines that may wait for stderr; past that the oldest are dropped (and "
+                 "counted), so a stalled stderr never blocks the server")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{1} << 20));
+  app.add_option("--metrics-listen", metricsListen,
+                 "HOST:PORT for the HTTP endpoint: GET /metrics (Prometheus), /healthz, /readyz "
+                 "(default: off)")
+      ->type_name("HOST:PORT")
+      ->check([](const std::string& text) {
+        auto address = reverb::parseAddress(text);
+        return address ? std::string() : address.error().message();
+      });
   app.add_option("--drain-timeout", drainSeconds,
                  "Seconds a SIGTERM drain may take before the rest is force-closed")
       ->capture_default_str()
@@ -193,44 +339,87 @@ int main(int argc, char** argv) {
   config.backend = *reverb::parseBackend(backend);
   config.replySend = *reverb::parseReplySend(replySend);
   config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(drainSeconds * 1000));
+  config.timeRequests = !metricsListen.empty();
+  reverb::LogFormat format = reverb::LogFormat::kText;
+  (void)reverb::parseLogFormat(logFormat, format);
 
-  auto logger = spdlog::stderr_color_mt("reverbd");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  logger->set_level(spdlog::level::from_str(logLevel));
-  spdlog::set_default_logger(logger);
+  // Socket activation: the sockets systemd passed replace --listen (before any thread starts: it
+  // unsets LISTEN_FDS).
+  auto inherited = reverb::inheritedListeners();
+  if (!inherited) {
+    std::fprintf(stderr, "reverbd: %s\n", inherited.error().message().c_str());
+    return 1;
+  }
+  config.listenFds = *inherited;
 
-  sigset_t stopSignals = blockStopSignals();
+  // Before the first thread (the logging thread) starts, so that every thread inherits the mask.
+  sigset_t handledSignals = blockHandledSignals();
+  reverb::setUpLogging(format, spdlog::level::from_str(logLevel), logQueue);
+  if (std::getenv("NOTIFY_SOCKET") != nullptr && !reverb::serviceManagerSupported()) {
+    spdlog::warn(
+        "NOTIFY_SOCKET is set but this reverbd was built without systemd support: no "
+        "READY=1 will be sent (meson -Dsystemd=enabled)");
+  }
+
   long files = reverb::raiseFileLimit();
 
   auto server = reverb::Server::create(config);
   if (!server) {
     std::fprintf(stderr, "reverbd: %s\n", server.error().message().c_str());
-    return 1;
+    exitAfterLogs(1);
+  }
+  std::unique_ptr<reverb::MetricsEndpoint> metrics;
+  if (!metricsListen.empty()) {
+    reverb::Server* s = server->get();
+    auto started = reverb::MetricsEndpoint::start(
+        *reverb::parseAddress(metricsListen),
+        {[s] { return renderMetrics(*s); },
+         [s] { return s->draining() ? std::string("draining") : std::string(); }});
+    if (!started) {
+      std::fprintf(stderr, "reverbd: %s\n", started.error().message().c_str());
+      exitAfterLogs(1);
+    }
+    metrics = std::move(*started);
   }
   std::vector<std::string> addresses;
   for (const auto& address : (*server)->addresses()) addresses.push_back(address.toString());
+  const std::string listening = fmt::format("{}", fmt::join(addresses, " "));
+  const std::string metricsAddress = metrics ? " metrics=" + metrics->address().toString() : "";
   // Printed whatever the log level: tests and scripts wait for this line.
   std::fprintf(
-      stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s\n",
-      fmt::format("{}", fmt::join(addresses, " ")).c_str(),
-      std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
+      stderr,
+      "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
+      listening.c_str(), std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
       std::string(reverb::toString(config.protocol.framing)).c_str(),
       std::string(reverb::toString(config.protocol.unit)).c_str(),
-      std::string((*server)->replySendName()).c_str());
+      std::string((*server)->replySendName()).c_str(), metricsAddress.c_str());
   spdlog::debug("file descriptor limit {}", files);
+  if (!config.listenFds.empty()) {
+    spdlog::info("socket activation: serving {} inherited socket(s)", config.listenFds.size());
+  }
 
   // Static: the detached signal thread may use it until the process ends.
   static SignalTarget signalTarget;
   signalTarget.server = server->get();
-  watchSignals(stopSignals, signalTarget);
-  auto ran = (*server)->run();
+  signalTarget.reload = {app.get_config_ptr()->as<std::string>(),
+                         onCommandLine(argc, argv, "--log-level")};
+  watchSignals(handledSignals, signalTarget);
+  reverb::notifyServiceManager(fmt::format("READY=1\nSTATUS=listening on {} backend={}", listening,
+                                           (*server)->backendName()));
+  reverb::Result<void> ran;
+  {
+    reverb::Server* s = server->get();
+    reverb::Watchdog watchdog([s] { return s->loopRounds(); }, [s] { s->nudgeLoop(); });
+    ran = (*server)->run();
+  }
   {
     std::lock_guard lock(signalTarget.mu);
     signalTarget.server = nullptr;
   }
+  metrics.reset();
   if (!ran) {
     spdlog::error("{}", ran.error().message());
-    return 1;
+    exitAfterLogs(1);
   }
   const reverb::ServerStats& s = (*server)->stats();
   using S = reverb::ServerStats;
@@ -239,5 +428,6 @@ int main(int argc, char** argv) {
       "truncated, {} resets, {} force-closed",
       S::get(s.accepted), S::get(s.requests), S::get(s.bytesIn), S::get(s.bytesOut),
       S::get(s.tooLong), S::get(s.truncated), S::get(s.resets), S::get(s.drainForced));
-  return 0;
+  server->reset();
+  exitAfterLogs(0);
 }
