@@ -6,9 +6,11 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace reverb {
 namespace {
@@ -76,6 +78,52 @@ TEST_F(ConnectionTest, AbortIsFinalAndMayComeTwice) {
   EXPECT_FALSE(c_->deliver("x").schedule);
   EXPECT_FALSE(c_->deliverEof(true).closeNow);
   EXPECT_FALSE(c_->markWritable());
+}
+
+// Request timing (ServiceTiming): a service() call reports the requests whose replies all reached
+// the kernel, timed from the start of the call that parsed them.
+TEST_F(ConnectionTest, ServiceReportsTheRequestsItSentAndWhenTheyWereParsed) {
+  ASSERT_TRUE(c_->deliver("abc").schedule);
+  ServiceTiming timing;
+  timing.start = std::chrono::steady_clock::now();
+  EXPECT_FALSE(c_->service(&timing));
+  EXPECT_EQ(timing.completed, 1u);
+  EXPECT_EQ(timing.since, timing.start);
+  char reply[8] = {};
+  EXPECT_EQ(::recv(peer_.get(), reply, sizeof reply, 0), 3);
+  EXPECT_EQ(std::string_view(reply, 3), "cba");
+  EXPECT_EQ(ServerStats::get(stats_.requests), 1u);
+}
+
+TEST_F(ConnectionTest, AReplyThatWaitsForTheReaderIsTimedFromItsParse) {
+  // A reply larger than the socket takes: the first call sends part of it and completes nothing.
+  int small = 4096;
+  ASSERT_EQ(::setsockopt(c_->fd(), SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+  const std::string request(1 << 20, 'x');
+  ASSERT_TRUE(c_->deliver(request).schedule);
+  ServiceTiming first;
+  first.start = std::chrono::steady_clock::now();
+  (void)c_->service(&first);
+  EXPECT_EQ(first.completed, 0u);
+
+  // The peer reads everything; each writable call sends more, and the one that sends the last
+  // byte reports the request, timed from the first call's start.
+  size_t received = 0;
+  std::vector<char> buffer(1 << 16);
+  ServiceTiming later;
+  while (received < request.size()) {
+    ssize_t n = ::recv(peer_.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n > 0) received += static_cast<size_t>(n);
+    if (c_->markWritable()) {
+      later = ServiceTiming{};
+      later.start = std::chrono::steady_clock::now();
+      (void)c_->service(&later);
+      if (later.completed > 0) break;
+    }
+  }
+  EXPECT_EQ(later.completed, 1u);
+  EXPECT_EQ(later.since, first.start);
+  EXPECT_GT(later.start, first.start);
 }
 
 TEST_F(ConnectionTest, AnIllegalTransitionAborts) {
