@@ -4,7 +4,9 @@ Meson's `protocol : 'tap'` counts each `ok N - name` / `not ok N - name` line as
 `# SKIP reason` as a skip, so a failing Python test shows by name in `meson test`. The plan line
 comes first, from the number of cases discovered; a module that fails to import is a `not ok` of
 its own (unittest turns it into a failing case). Diagnostics (tracebacks) are `#` lines. Exit
-status 1 when any case failed, 0 otherwise. Usage: python3 bench/harness/tests/tap.py
+status 1 when any case failed, 0 otherwise. Usage: python3 bench/harness/tests/tap.py [DIR [PATTERN]]
+runs the test modules of DIR (default: the harness's tests) whose file names match PATTERN
+(default: test*.py); tests/ops uses it for its process-level tests.
 """
 
 import sys
@@ -77,7 +79,13 @@ class TapResult(unittest.TestResult):
 
 
 def main():
-    suite = unittest.defaultTestLoader.discover(str(TESTS), top_level_dir=str(BENCH))
+    if len(sys.argv) > 1:
+        start = Path(sys.argv[1]).resolve()
+        pattern = sys.argv[2] if len(sys.argv) > 2 else "test*.py"
+        suite = unittest.defaultTestLoader.discover(str(start), pattern=pattern,
+                                                    top_level_dir=str(start))
+    else:
+        suite = unittest.defaultTestLoader.discover(str(TESTS), top_level_dir=str(BENCH))
     print("TAP version 13")
     print(f"1..{suite.countTestCases()}", flush=True)
     result = TapResult(sys.stdout)
