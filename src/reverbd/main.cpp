@@ -23,8 +23,9 @@
 // parse the lines matching ^(\w+): available$, so that form is a contract.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -34,7 +35,6 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <thread>
 
 #include "base/net.h"
@@ -216,7 +216,12 @@ std::string renderMetrics(const reverb::Server& server) {
 // 2 s, at once: the lines still queued are lost, the exit status is not.
 [[noreturn]] void exitAfterLogs(int status) {
   if (!reverb::finishLogging(std::chrono::seconds(2))) {
-    std::fprintf(stderr, "reverbd: stderr is not being read; exiting without the last log lines\n");
+    // Said only if stderr can take it at once: a write to a full pipe would block the exit too.
+    pollfd err{STDERR_FILENO, POLLOUT, 0};
+    if (::poll(&err, 1, 0) == 1 && (err.revents & POLLOUT) != 0) {
+      constexpr char kLost[] = "reverbd: stderr is not being read; the last log lines are lost\n";
+      (void)!::write(STDERR_FILENO, kLost, sizeof kLost - 1);
+    }
     std::_Exit(status);
   }
   std::exit(status);
