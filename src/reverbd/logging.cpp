@@ -141,9 +141,16 @@ bool finishLogging(std::chrono::milliseconds timeout) noexcept {
   const uint64_t seen = marker->flushes();
   spdlog::default_logger()->flush();  // queued behind every line logged so far
   if (!marker->waitPast(seen, timeout)) return false;
-  spdlog::shutdown();
+  // Another thread (the signal thread, say) may still log while the process exits: the default
+  // logger becomes one without sinks, and the asynchronous one is kept alive, never destroyed
+  // under a caller (spdlog::shutdown would leave a null default logger behind).
+  static std::shared_ptr<spdlog::logger> retired;
+  retired = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("reverbd"));
+  // The last reference to the pool: joins the logging thread, which has nothing left to write.
+  // Only then may the marker go: the thread may still be inside its flush() after the wake-up.
+  pool.reset();
   marker.reset();
-  pool.reset();  // the last reference: joins the logging thread, which has nothing left to write
   return true;
 }
 

@@ -33,9 +33,10 @@ void setUpLogging(LogFormat format, spdlog::level::level_enum level, size_t queu
 // Lines pushed out of the full queue (never written) so far. Thread-safe.
 uint64_t droppedMessages() noexcept;
 
-// Writes what the queue holds, waiting at most `timeout` for stderr to take it. Returns false if
-// stderr did not (the logging thread is blocked in a write): the caller must then leave with
-// _Exit, since destroying the logger would wait for that write forever.
+// Writes what the queue holds, waiting at most `timeout` for stderr to take it, then stops the
+// logging thread; lines logged after it are dropped. Returns false if stderr did not take them
+// (the logging thread is blocked in a write): the caller must then leave with _Exit, since
+// stopping that thread would wait for the write forever.
 bool finishLogging(std::chrono::milliseconds timeout) noexcept;
 
 }  // namespace reverb
