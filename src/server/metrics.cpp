@@ -175,8 +175,10 @@ void appendServerMetrics(const Server& server, MetricsText& out) {
   out.sample("reverb_request_service_seconds_count", cumulative);
 
   const ServerConfig& config = server.config();
-  out.gauge("reverb_backend_info", "The I/O backend and protocol this server runs, as labels.", 1.0,
+  out.gauge("reverb_backend_info",
+            "The I/O backend, the workers' reply path (sends) and the protocol, as labels.", 1.0,
             {{"backend", server.backendName()},
+             {"sends", server.replySendName()},
              {"framing", toString(config.protocol.framing)},
              {"unit", toString(config.protocol.unit)}});
 }

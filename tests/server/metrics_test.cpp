@@ -12,8 +12,10 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/net.h"
+#include "server/send_ring.h"
 #include "server/server.h"
 #include "server/stats.h"
 
@@ -63,35 +65,47 @@ TEST(WorkerStatsTest, BucketBoundsAreInclusiveUpperBounds) {
   EXPECT_EQ(w.busyNs.load(), 5'000'000u);
 }
 
-// A Server on 127.0.0.1:0 run by a thread; `requests` chunks of 17 bytes sent one at a time.
-std::string scrapeAfter(bool timed, int requests) {
+// A Server on 127.0.0.1:0 run by a thread. `connections` clients send `rounds` rounds of one
+// 17-byte chunk each (every client sends, then every client reads its reply), so with several
+// clients a worker's batch holds several strands.
+std::string scrapeAfter(bool timed, int rounds, int connections = 1,
+                        ReplySend replySend = ReplySend::kSend) {
   ServerConfig config;
   config.listen = {"127.0.0.1:0"};
   config.workers = 2;
   config.timeRequests = timed;
   config.backend = BackendKind::kEpoll;
+  config.replySend = replySend;
   auto server = Server::create(config);
   EXPECT_TRUE(server) << server.error().message();
   if (!server) return {};
   std::thread loop([&] { EXPECT_TRUE((*server)->run()); });
   {
-    auto fd = connectTo((*server)->addresses().front());
-    EXPECT_TRUE(fd);
-    int blocking = 0;
-    EXPECT_EQ(::ioctl(fd->get(), FIONBIO, &blocking), 0);
-    for (int i = 0; i < requests; ++i) {
-      EXPECT_EQ(::send(fd->get(), "Go Coding Ninjas.", 17, 0), 17);
-      char reply[17];
-      size_t got = 0;
-      while (got < sizeof reply) {
-        ssize_t n = ::recv(fd->get(), reply + got, sizeof reply - got, 0);
-        if (n <= 0) break;
-        got += static_cast<size_t>(n);
+    std::vector<UniqueFd> clients;
+    for (int c = 0; c < connections; ++c) {
+      auto fd = connectTo((*server)->addresses().front());
+      EXPECT_TRUE(fd);
+      if (!fd) break;
+      int blocking = 0;
+      EXPECT_EQ(::ioctl(fd->get(), FIONBIO, &blocking), 0);
+      clients.push_back(std::move(*fd));
+    }
+    for (int i = 0; i < rounds; ++i) {
+      for (UniqueFd& fd : clients) EXPECT_EQ(::send(fd.get(), "Go Coding Ninjas.", 17, 0), 17);
+      for (UniqueFd& fd : clients) {
+        char reply[17];
+        size_t got = 0;
+        while (got < sizeof reply) {
+          ssize_t n = ::recv(fd.get(), reply + got, sizeof reply - got, 0);
+          if (n <= 0) break;
+          got += static_cast<size_t>(n);
+        }
+        EXPECT_EQ(std::string_view(reply, got), ".sajniN gnidoC oG");
       }
-      EXPECT_EQ(std::string_view(reply, got), ".sajniN gnidoC oG");
     }
   }
   // The workers publish their counts when each strand run ends: wait for the last.
+  const double requests = rounds * connections;
   std::string text;
   for (auto deadline = std::chrono::steady_clock::now() + 10s;
        std::chrono::steady_clock::now() < deadline; std::this_thread::sleep_for(10ms)) {
@@ -120,7 +134,9 @@ TEST(ServerMetricsTest, CountsRequestsAndTimesEachOne) {
                 s["reverb_worker_busy_seconds_total{worker=\"1\"}"],
             0);
   EXPECT_EQ(s["reverb_workers"], 2);
-  EXPECT_EQ(s["reverb_backend_info{backend=\"epoll\",framing=\"chunk\",unit=\"byte\"}"], 1);
+  EXPECT_EQ(s["reverb_backend_info{backend=\"epoll\",sends=\"send\",framing=\"chunk\",unit="
+              "\"byte\"}"],
+            1);
 }
 
 TEST(ServerMetricsTest, WithoutTimingTheHistogramStaysEmpty) {
@@ -128,6 +144,19 @@ TEST(ServerMetricsTest, WithoutTimingTheHistogramStaysEmpty) {
   EXPECT_EQ(s["reverb_requests_total"], 5);
   EXPECT_EQ(s["reverb_request_service_seconds_count"], 0);
   EXPECT_EQ(s["reverb_worker_busy_seconds_total{worker=\"0\"}"], 0);
+}
+
+TEST(ServerMetricsTest, BatchesSentThroughTheRingAreTimedToo) {
+  if (auto ring = SendRing::create(); !ring) {
+    GTEST_SKIP() << "no send ring on this kernel: " << ring.error().message();
+  }
+  auto s = samples(scrapeAfter(true, 50, 16, ReplySend::kIoUring));
+  EXPECT_EQ(s["reverb_requests_total"], 800);
+  EXPECT_EQ(s["reverb_request_service_seconds_count"], 800);
+  EXPECT_GT(s["reverb_request_service_seconds_sum"], 0);
+  EXPECT_EQ(s["reverb_backend_info{backend=\"epoll\",sends=\"io_uring\",framing=\"chunk\",unit="
+              "\"byte\"}"],
+            1);
 }
 
 TEST(ProcessMetricsTest, ReadsThisProcess) {
