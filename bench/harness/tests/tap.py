@@ -4,7 +4,8 @@ Meson's `protocol : 'tap'` counts each `ok N - name` / `not ok N - name` line as
 `# SKIP reason` as a skip, so a failing Python test shows by name in `meson test`. The plan line
 comes first, from the number of cases discovered; a module that fails to import is a `not ok` of
 its own (unittest turns it into a failing case). Diagnostics (tracebacks) are `#` lines. Exit
-status 1 when any case failed, 0 otherwise. Usage: python3 bench/harness/tests/tap.py
+status 1 when any case failed, 0 otherwise. Usage: python3 bench/harness/tests/tap.py [DIR]
+(DIR: another folder of unittest modules to run instead, e.g. tests/cluster, imported from DIR).
 """
 
 import sys
@@ -77,7 +78,10 @@ class TapResult(unittest.TestResult):
 
 
 def main():
-    suite = unittest.defaultTestLoader.discover(str(TESTS), top_level_dir=str(BENCH))
+    start, top = TESTS, BENCH
+    if len(sys.argv) > 1:
+        start = top = Path(sys.argv[1]).resolve()
+    suite = unittest.defaultTestLoader.discover(str(start), top_level_dir=str(top))
     print("TAP version 13")
     print(f"1..{suite.countTestCases()}", flush=True)
     result = TapResult(sys.stdout)
