@@ -27,10 +27,16 @@ class RestartTest(unittest.TestCase):
         if why:
             self.skipTest(why)
         self.children = []
+        self.adopted = []  # PIDs of processes scripts/restart started (not our children)
 
     def tearDown(self):
         for child in self.children:
             child.stop()
+        for pid in self.adopted:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     def restart_under(self, server_args, load_args):
         port = free_port()
@@ -51,11 +57,13 @@ class RestartTest(unittest.TestCase):
         self.assertEqual(restart.returncode, 0, restart.stdout + restart.stderr)
         self.assertIn("drained", restart.stdout)
         new_pid = int(restart.stdout.split("new PID ")[1].split()[0])
+        self.adopted.append(new_pid)
         code, result = load.result()
         self.assertEqual(old.wait(30), 0, old.text())
         # The new process is not our child: SIGTERM it by PID and wait for its exit line.
         os.kill(new_pid, signal.SIGTERM)
         self.assertTrue(wait_exit(new_pid, 30), "the new reverbd did not drain in 30 s")
+        self.adopted.remove(new_pid)  # gone: its PID must not be signalled again
         with open(log, errors="replace") as f:
             new_log = f.read()
         os.unlink(log)
