@@ -6,6 +6,8 @@
 #pragma once
 
 #include <charconv>
+#include <cstdlib>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <optional>
