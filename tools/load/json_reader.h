@@ -6,9 +6,9 @@
 #pragma once
 
 #include <charconv>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
-#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
