@@ -44,10 +44,11 @@ class RestartTest(unittest.TestCase):
         old, _ = start_reverbd(["--listen", address, "--reuseport", "--workers", "1",
                                 *server_args])
         self.children.append(old)
-        load = Load(address, ["--warmup", "0", "--no-progress", *load_args])
+        load = Load(address, ["--warmup", "0", *load_args])
         self.children.append(load.child)
-        # Restart at once: the load starts within milliseconds, the new process needs about as
-        # long to get ready, so SIGTERM reaches the old one mid-run (checked below: both served).
+        # The loads are paced to last about 3 s whatever the build's speed; the restart begins at
+        # reverb-load's first progress line, 1 s in (checked below: both processes served).
+        self.assertTrue(load.wait_progress(), load.child.text())
         fd, log = tempfile.mkstemp(prefix="reverb-restart-", suffix=".log")
         os.close(fd)
         restart = subprocess.run(
@@ -87,16 +88,19 @@ class RestartTest(unittest.TestCase):
     def test_restart_under_pipelined_requests(self):
         result = self.restart_under(
             ["--framing", "line"],
-            ["--framing", "line", "--connections", "8", "--pipeline", "8", "--requests",
-             "150000"])
-        # Connections that the old server closed with requests owed end as early_eof, at most one
-        # per connection; no connect fails (the new listener was there all along).
+            ["--framing", "line", "--connections", "8", "--pipeline", "8", "--rate", "40000",
+             "--requests", "120000"])
+        # Requests go out at their pace without waiting for earlier replies (up to 8 in flight
+        # per connection). Connections that the old server closed with requests owed end as
+        # early_eof, at most one per connection; no connect fails (the new listener was there
+        # all along).
         self.assertEqual(result["errors_by_cause"]["refused"], 0)
         self.assertLessEqual(result["errors"], 8)
 
     def test_restart_under_connection_churn(self):
         result = self.restart_under(
-            [], ["--mode", "connect", "--connections", "8", "--requests", "12000"])
+            [], ["--mode", "connect", "--connections", "8", "--connect-rate", "3000",
+                 "--requests", "9000"])
         # Connects the kernel had queued on the old listener when it closed are the only ones a
         # restart can lose (see docs/OPERATIONS.md); they show as errors here, and stay few.
         self.assertLessEqual(result["errors"], 8 + 64, result["errors_by_cause"])
