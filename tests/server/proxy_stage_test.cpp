@@ -51,7 +51,9 @@ TEST(ProxyStage, AByteAtATime) {
   for (size_t i = 0; i + 1 < header.size(); ++i) {
     ASSERT_EQ(stage.feed(header.substr(i, 1)).status, Status::kNeedMore) << i;
   }
-  ProxyStage::Step last = stage.feed(header.substr(header.size() - 1) + "x");
+  // `rest` points into the bytes fed, so they must outlive the check.
+  const std::string lastBytes = header.substr(header.size() - 1) + "x";
+  ProxyStage::Step last = stage.feed(lastBytes);
   ASSERT_EQ(last.status, Status::kDone);
   EXPECT_EQ(last.rest, "x");
   ASSERT_TRUE(stage.client().has_value());
