@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+from .cluster import run_cluster, write_cluster
 from .common import ROOT, log, machine_info
 from .micro import run_micro
 from .plots import plot_all
@@ -55,6 +56,10 @@ def parse_args():
                          "'reverbd-x=/tmp/x/reverbd --workers 1 --unit byte' (repeatable; "
                          "it gets --listen and --framing like the others)")
     ap.add_argument("--no-micro", action="store_true", help="skip the micro-benchmarks")
+    ap.add_argument("--cluster", action="store_true",
+                    help="run only the cluster workload instead of the matrix: reverb-load "
+                         "through HAProxy to 1, 2 and 4 reverbd (quick: 1 and 2) beside the same "
+                         "backends direct; writes cluster.md and cluster.json (needs haproxy)")
     ap.add_argument("--nice", type=int, default=0,
                     help="nice value for the servers, reverb-load and the micro-benchmarks, e.g. -10 on a shared machine "
                          "so other work takes less CPU from them (negative values need root); "
@@ -131,15 +136,26 @@ def main():
                  "build_type": build_type(build_dir)})
     stamp = meta["date"][:10]
     out_dir = Path(args.out) if args.out else \
-        ROOT / "bench" / "results" / f"{stamp}-{meta['host']}{'-quick' if args.quick else ''}"
+        ROOT / "bench" / "results" / (f"{stamp}-{meta['host']}{'-quick' if args.quick else ''}"
+                                      f"{'-cluster' if args.cluster else ''}")
     if out_dir.exists():
         # Replace an earlier run's folder, never anything else.
         if not out_dir.is_dir() or (any(out_dir.iterdir())
-                                    and not (out_dir / "results.json").exists()):
+                                    and not (out_dir / "results.json").exists()
+                                    and not (out_dir / "cluster.json").exists()):
             log(f"{out_dir} exists and is not an earlier results folder; choose another --out")
             return 2
         shutil.rmtree(out_dir)
     (out_dir / "raw").mkdir(parents=True)
+
+    if args.cluster:
+        records, failures = run_cluster(args, build_dir, out_dir)
+        meta["elapsed_seconds"] = time.monotonic() - started
+        write_cluster(out_dir, meta, records, failures)
+        log(f"wrote {out_dir / 'cluster.md'} in {meta['elapsed_seconds']:.0f} s")
+        for f in failures:
+            log("FAILED: " + f)
+        return 1 if failures or not records else 0
 
     workloads = quick_workloads() if args.quick else full_workloads()
     if args.servers:

@@ -89,13 +89,16 @@ Result<SocketAddress> localAddress(int fd) {
   return address;
 }
 
-Result<UniqueFd> listenOn(const SocketAddress& address, int backlog) {
+Result<UniqueFd> listenOn(const SocketAddress& address, int backlog, bool reusePort) {
   const std::string name = address.toString();
   UniqueFd fd(::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return errnoError("socket for " + name);
   int one = 1;
   if (::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0) {
     return errnoError("SO_REUSEADDR on " + name);
+  }
+  if (reusePort && ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    return errnoError("SO_REUSEPORT on " + name);
   }
   if (address.family() == AF_INET6 &&
       ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {

@@ -64,7 +64,9 @@ Result<SocketAddress> localAddress(int fd);
 // A non-blocking, close-on-exec listening socket bound to `address` with SO_REUSEADDR. IPv6
 // sockets are IPv6-only, so "[::]:P" and "0.0.0.0:P" can both be bound. TCP_NODELAY is set on the
 // listener, and the sockets accept() returns inherit it: callers need not set it again.
-Result<UniqueFd> listenOn(const SocketAddress& address, int backlog);
+// `reusePort` adds SO_REUSEPORT: other sockets of the same user that set it too may bind the same
+// address, and the kernel spreads new connections over them.
+Result<UniqueFd> listenOn(const SocketAddress& address, int backlog, bool reusePort = false);
 
 // Takes an inherited listening socket (systemd socket activation passes them from fd 3 on): checks
 // that it is a listening TCP socket, makes it non-blocking and close-on-exec, and sets TCP_NODELAY

@@ -1,20 +1,21 @@
 // reverbd: the reverb server. Reverses what clients send: by chunk (the article's protocol, the
 // default), by line, or by length-prefixed frame.
 //
-// usage: reverbd [--listen HOST:PORT]... [--workers N] [--framing chunk|line|length]
+// usage: reverbd [--listen HOST:PORT[,proxy=MODE]]... [--workers N] [--framing chunk|line|length]
 //                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|io_uring|epoll]
-//                [--reply-send auto|io_uring|send] [--log-level LEVEL] [--log-format text|json]
-//                [--log-queue LINES] [--metrics-listen HOST:PORT] [--drain-timeout SECONDS]
-//                [--config FILE] [--version]
+//                [--reply-send auto|io_uring|send] [--proxy-protocol off|v1|v2|any] [--reuseport]
+//                [--log-level LEVEL] [--log-format text|json] [--log-queue LINES]
+//                [--metrics-listen HOST:PORT] [--drain-timeout SECONDS] [--config FILE] [--version]
 //        reverbd --list-backends
 //
 // With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing;
 // started by systemd with socket activation, it serves the sockets it was given instead.
 // It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
-// framing=... unit=... sends=...[ metrics=ADDR]" once it accepts connections. SIGINT/SIGTERM
-// drain: stop accepting, answer every request already received, close, exit 0; a second signal
-// exits at once with status 1. SIGHUP re-reads the log level (see reloadLogLevel). SIGPIPE,
-// SIGUSR1 and SIGUSR2 are ignored.
+// framing=... unit=... sends=...[ proxy=MODE[,MODE...]][ reuseport=on][ metrics=ADDR]" once it
+// accepts connections (proxy= when a listener requires a PROXY header, one mode per address).
+// SIGINT/SIGTERM drain: stop accepting, answer every request already received, close, exit 0; a
+// second signal exits at once with status 1. SIGHUP re-reads the log level (see reloadLogLevel).
+// SIGPIPE, SIGUSR1 and SIGUSR2 are ignored.
 // Exit status: 0 after a drain, 1 when start-up fails or the event loop meets an impossible error,
 // 2 for bad usage.
 //
@@ -239,6 +240,7 @@ int main(int argc, char** argv) {
   std::string logFormat = "text";
   size_t logQueue = 8192;
   std::string metricsListen;
+  std::string proxyProtocol = "off";
   double drainSeconds = 5.0;
   bool listBackends = false;
 
@@ -246,13 +248,23 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", REVERB_VERSION);
   app.set_config("--config", "", "Read options from a TOML file (keys are the long flag names)");
   app.add_option("--listen", config.listen,
-                 "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port "
-                 "(default: port 2002 on all IPv4 and IPv6 interfaces)")
-      ->type_name("HOST:PORT")
+                 "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port; "
+                 "',proxy=MODE' after it sets --proxy-protocol for that address alone (default: "
+                 "port 2002 on all IPv4 and IPv6 interfaces)")
+      ->type_name("HOST:PORT[,proxy=MODE]")
       ->check([](const std::string& text) {
-        auto address = reverb::parseAddress(text);
-        return address ? std::string() : address.error().message();
+        auto spec = reverb::parseListenSpec(text);
+        return spec ? std::string() : spec.error().message();
       });
+  app.add_option("--proxy-protocol", proxyProtocol,
+                 "PROXY protocol header every connection must start with (HAProxy's send-proxy is "
+                 "v1, send-proxy-v2 is v2; any takes both): off, v1, v2 or any. A connection "
+                 "without a valid one is closed")
+      ->capture_default_str()
+      ->check(namedBy(reverb::parseProxyMode, "PROXY protocol mode"));
+  app.add_flag("--reuseport", config.reusePort,
+               "Set SO_REUSEPORT on the listeners, so another reverbd started with it can share "
+               "the port (scripts/restart uses this for a restart without refused connections)");
   app.add_option("--workers", config.workers, "Worker threads (default: online CPUs)")
       ->check(CLI::Range(1, 1024));
   app.add_option("--framing", framing, "How requests are delimited: chunk, line or length")
@@ -343,6 +355,7 @@ int main(int argc, char** argv) {
   }
   config.backend = *reverb::parseBackend(backend);
   config.replySend = *reverb::parseReplySend(replySend);
+  config.proxyProtocol = *reverb::parseProxyMode(proxyProtocol);
   config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(drainSeconds * 1000));
   config.timeRequests = !metricsListen.empty();
   reverb::LogFormat format = reverb::LogFormat::kText;
@@ -389,15 +402,25 @@ int main(int argc, char** argv) {
   std::vector<std::string> addresses;
   for (const auto& address : (*server)->addresses()) addresses.push_back(address.toString());
   const std::string listening = fmt::format("{}", fmt::join(addresses, " "));
-  const std::string metricsAddress = metrics ? " metrics=" + metrics->address().toString() : "";
+  // Only what differs from the defaults is added after sends=, so the line is unchanged for
+  // everyone else.
+  std::vector<std::string_view> proxyModes;
+  bool anyProxy = false;
+  for (reverb::ProxyMode mode : (*server)->proxyModes()) {
+    proxyModes.push_back(reverb::toString(mode));
+    anyProxy = anyProxy || mode != reverb::ProxyMode::kOff;
+  }
+  std::string extra;
+  if (anyProxy) extra += fmt::format(" proxy={}", fmt::join(proxyModes, ","));
+  if (config.reusePort) extra += " reuseport=on";
+  if (metrics) extra += " metrics=" + metrics->address().toString();
   // Printed whatever the log level: tests and scripts wait for this line.
   std::fprintf(
-      stderr,
-      "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
+      stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
       listening.c_str(), std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
       std::string(reverb::toString(config.protocol.framing)).c_str(),
       std::string(reverb::toString(config.protocol.unit)).c_str(),
-      std::string((*server)->replySendName()).c_str(), metricsAddress.c_str());
+      std::string((*server)->replySendName()).c_str(), extra.c_str());
   spdlog::debug("file descriptor limit {}", files);
   if (!config.listenFds.empty()) {
     spdlog::info("socket activation: serving {} inherited socket(s)", config.listenFds.size());
@@ -433,6 +456,10 @@ int main(int argc, char** argv) {
       "truncated, {} resets, {} force-closed",
       S::get(s.accepted), S::get(s.requests), S::get(s.bytesIn), S::get(s.bytesOut),
       S::get(s.tooLong), S::get(s.truncated), S::get(s.resets), S::get(s.drainForced));
+  if (anyProxy) {
+    spdlog::info("PROXY headers: {} accepted, {} connections closed without a valid one",
+                 S::get(s.proxyHeaders), S::get(s.proxyRejected));
+  }
   server->reset();
   exitAfterLogs(0);
 }

@@ -109,7 +109,13 @@ Connection::Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOw
       stats_(stats),
       framer_(protocol.framing, protocol.limits) {}
 
+void Connection::expectProxyHeader(ProxyMode mode) {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  proxy_ = std::make_unique<ProxyStage>(mode);
+}
+
 std::string Connection::peerName() const {
+  if (const SocketAddress* client = proxiedClient()) return client->toString();
   SocketAddress peer;
   peer.length = sizeof peer.storage;
   if (::getpeername(fd_.get(), peer.get(), &peer.length) != 0) return "(peer gone)";

@@ -28,6 +28,7 @@
 #include "proto/framing.h"
 #include "proto/reverse.h"
 #include "server/loop_thread.h"
+#include "server/proxy_stage.h"
 #include "server/stats.h"
 
 namespace reverb {
@@ -110,8 +111,24 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection& operator=(const Connection&) = delete;
 
   int fd() const noexcept { return fd_.get(); }
-  // "127.0.0.1:4242", for log lines; thread-safe.
+  // "127.0.0.1:4242", for log lines: the client a PROXY header named, else the socket's peer.
+  // Thread-safe (the header's client is fixed before the strand first runs).
   std::string peerName() const;
+
+  // Loop thread only, before the backend delivers any byte: the connection came through a
+  // listener that requires a PROXY header of `mode` (not kOff) before its first request.
+  void expectProxyHeader(ProxyMode mode);
+  // Loop thread only: true while the PROXY header is still to come. One pointer test for a
+  // connection without one: this is what the reactor checks on every delivery.
+  bool awaitingProxyHeader() const noexcept { return proxy_ != nullptr && !proxy_->done(); }
+  // Loop thread only, while awaitingProxyHeader(): the stage that takes the header's bytes.
+  ProxyStage& proxyStage() noexcept { return *proxy_; }
+  // The client address a PROXY header named, or nullptr (no header on this listener, or one
+  // naming no address: then the socket's peer is the client). Kept for metrics and limits.
+  // Thread-safe once the header is complete.
+  const SocketAddress* proxiedClient() const noexcept {
+    return proxy_ && proxy_->client() ? &*proxy_->client() : nullptr;
+  }
 
   // What the reactor must do after handing over bytes or EOF.
   struct Delivery {
@@ -197,6 +214,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Loop thread only.
   std::chrono::steady_clock::time_point lingerDeadline_;  // meaningful in kLingering
+  // Only on listeners that require a PROXY header: written by the loop thread until the header is
+  // complete, read-only after that.
+  std::unique_ptr<ProxyStage> proxy_;
 
   // Strand only.
   Framer framer_;

@@ -179,12 +179,63 @@ void Reactor::onAccept(UniqueFd fd) noexcept {
   // TCP_NODELAY is inherited from the listener (see listenOn).
   const int raw = fd.get();
   auto c = std::make_shared<Connection>(std::move(fd), protocol_, *this, stats_);
+  if (!proxyListeners_.empty()) [[unlikely]] {
+    if (ProxyMode mode = proxyModeFor(raw); mode != ProxyMode::kOff) c->expectProxyHeader(mode);
+  }
   if (auto added = backend_->addConnection(*c); !added) {
     spdlog::warn("dropping new connection: {}", added.error().message());
     return;
   }
   connections_.emplace(raw, std::move(c));
   ServerStats::add(stats_.accepted, 1);
+}
+
+void Reactor::requireProxyHeaders(std::vector<ProxyListener> listeners) {
+  REVERB_ASSERT_LOOP_THREAD(loopThread());
+  proxyUniform_.reset();
+  bool any = false;
+  bool uniform = true;
+  for (const ProxyListener& l : listeners) {
+    any = any || l.mode != ProxyMode::kOff;
+    uniform = uniform && l.mode == listeners.front().mode;
+  }
+  if (!any) {
+    proxyListeners_.clear();
+    return;
+  }
+  if (uniform) proxyUniform_ = listeners.front().mode;
+  proxyListeners_ = std::move(listeners);
+}
+
+ProxyMode Reactor::proxyModeFor(int fd) const noexcept {
+  if (proxyUniform_) return *proxyUniform_;
+  auto local = localAddress(fd);
+  if (!local) return ProxyMode::kOff;  // the socket is already dead; its first read will say so
+  return listenerProxyMode(proxyListeners_, *local);
+}
+
+bool Reactor::takeProxyHeader(Connection& c, std::string_view& bytes) noexcept {
+  ProxyStage& stage = c.proxyStage();
+  const ProxyStage::Step step = stage.feed(bytes);
+  switch (step.status) {
+    case ProxyStage::Step::Status::kNeedMore:
+      return false;
+    case ProxyStage::Step::Status::kDone:
+      ServerStats::add(stats_.proxyHeaders, 1);
+      bytes = step.rest;
+      return !bytes.empty();
+    case ProxyStage::Step::Status::kInvalid:
+      break;
+  }
+  // Not a header this listener accepts (the spec: abort at once, so the sender notices). A client
+  // can cause this at will, so the line is debug-level; the count is in the stats.
+  ServerStats::add(stats_.proxyRejected, 1);
+  spdlog::debug("{}: no valid PROXY header (--proxy-protocol {}): {}; closing", c.peerName(),
+                toString(stage.mode()), step.error);
+  // Closed from the request list, as schedule() does: the backend is still inside this call.
+  c.abort(true);
+  post(c.shared_from_this(), ConnectionRequest::kClose);
+  return false;
 }
 
 void Reactor::onAcceptError(int error) noexcept {
@@ -204,6 +255,9 @@ void Reactor::onAcceptError(int error) noexcept {
 void Reactor::onData(Connection& c, std::string_view bytes) noexcept {
   REVERB_ASSERT_LOOP_THREAD(loopThread());
   ServerStats::add(stats_.bytesIn, bytes.size());
+  if (c.awaitingProxyHeader()) [[unlikely]] {
+    if (!takeProxyHeader(c, bytes)) return;
+  }
   // Lingering, deliver() discards the bytes: the connection is closing after its replies.
   Connection::Delivery d = c.deliver(bytes);
   if (d.pauseReading && !draining_) {

@@ -56,6 +56,11 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   void nudge() noexcept { backend_->wake(); }
   // Thread-safe: stop() has been called (the drain has begun, or is about to).
   bool stopping() const noexcept { return stopRequested_.load(std::memory_order_relaxed); }
+  // Before run(), on the thread that built the reactor: which listeners require a PROXY protocol
+  // header (an empty list, or every mode kOff: none). When all listeners share one mode it is
+  // applied without a look-up; otherwise each accepted connection costs one getsockname() to find
+  // its listener (a cost per connection, never per request).
+  void requireProxyHeaders(std::vector<ProxyListener> listeners);
 
   // Loop thread only: the number of open connections.
   size_t connectionCount() const noexcept {
@@ -79,6 +84,11 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   // worker per round, instead of one per connection (docs/BENCHMARKS.md, "The hand-off").
   void schedule(Connection& c) noexcept;
   void dispatchReady() noexcept;
+  // The PROXY pre-stage: hands c's bytes to its ProxyStage while the header is awaited. Returns
+  // true, with `bytes` narrowed to what followed the header, when there is input for the strand;
+  // false when the bytes were all header (or c is being closed for a bad one).
+  bool takeProxyHeader(Connection& c, std::string_view& bytes) noexcept;
+  ProxyMode proxyModeFor(int fd) const noexcept;
   // Ends a connection whose replies are all in the kernel: a FIN, and a lingering close unless the
   // peer has closed already.
   void finish(Connection& c) noexcept;
@@ -96,6 +106,9 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   JobQueue<ConnectionPtr>::Producer producer_;
   ServerStats& stats_;
   const std::chrono::milliseconds drainTimeout_;
+
+  std::vector<ProxyListener> proxyListeners_;  // empty: no listener requires a PROXY header
+  std::optional<ProxyMode> proxyUniform_;        // set when every listener has this one mode
 
   std::unordered_map<int, ConnectionPtr> connections_;
   std::deque<std::weak_ptr<Connection>> lingering_;  // oldest first; one fixed timeout for all

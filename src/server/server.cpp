@@ -10,6 +10,32 @@
 
 namespace reverb {
 
+Result<ListenSpec> parseListenSpec(std::string_view text) {
+  // The address ends at the first comma: none of its forms contains one.
+  const size_t comma = text.find(',');
+  auto address = parseAddress(text.substr(0, comma));
+  if (!address) return address.error();
+  ListenSpec spec{*address, std::nullopt};
+  std::string_view rest = comma == std::string_view::npos ? "" : text.substr(comma + 1);
+  while (comma != std::string_view::npos) {
+    const size_t next = rest.find(',');
+    const std::string_view option = rest.substr(0, next);
+    constexpr std::string_view kProxy = "proxy=";
+    auto mode = option.substr(0, kProxy.size()) == kProxy
+                    ? parseProxyMode(option.substr(kProxy.size()))
+                    : std::nullopt;
+    if (!mode) {
+      return makeError(std::errc::invalid_argument,
+                       "listen '" + std::string(text) + "': unknown option '" +
+                           std::string(option) + "' (expected proxy=off|v1|v2|any)");
+    }
+    spec.proxy = *mode;
+    if (next == std::string_view::npos) break;
+    rest = rest.substr(next + 1);
+  }
+  return spec;
+}
+
 Server::Server(const ServerConfig& config) : config_(config) {}
 
 Server::~Server() {
@@ -30,6 +56,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   protocol.highWater = std::max(protocol.highWater, 2 * (largest + 64 * 1024));
 
   std::vector<UniqueFd> listeners;
+  std::vector<ProxyListener> proxyListeners;
   if (!config.listenFds.empty()) {
     if (!config.listen.empty()) {
       return makeError(std::errc::invalid_argument,
@@ -42,6 +69,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
       auto bound = localAddress(inherited->get());
       if (!bound) return bound.error();
       server->addresses_.push_back(*bound);
+      server->proxyModes_.push_back(config.proxyProtocol);
+      proxyListeners.push_back({*bound, config.proxyProtocol});
       listeners.push_back(std::move(*inherited));
     }
   }
@@ -50,9 +79,10 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   if (defaults) wanted = {"0.0.0.0:2002", "[::]:2002"};
   if (!config.listenFds.empty()) wanted.clear();
   for (const std::string& text : wanted) {
-    auto address = parseAddress(text);
-    if (!address) return address.error();
-    auto fd = listenOn(*address, config.backlog);
+    auto spec = parseListenSpec(text);
+    if (!spec) return spec.error();
+    const SocketAddress* address = &spec->address;
+    auto fd = listenOn(*address, config.backlog, config.reusePort);
     if (!fd) {
       int code = fd.error().code.value();
       if (defaults && address->family() == AF_INET6 &&
@@ -65,6 +95,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
     auto bound = localAddress(fd->get());
     if (!bound) return bound.error();
     server->addresses_.push_back(*bound);
+    server->proxyModes_.push_back(spec->proxy.value_or(config.proxyProtocol));
+    proxyListeners.push_back({*bound, server->proxyModes_.back()});
     listeners.push_back(std::move(*fd));
   }
 
@@ -86,6 +118,7 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   server->reactor_ =
       std::make_unique<Reactor>(std::move(*backend), std::move(listeners), server->config_.protocol,
                                 server->queue_, server->stats_, config.drainTimeout);
+  server->reactor_->requireProxyHeaders(std::move(proxyListeners));
   server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
                                                server->replySend_ == ReplySend::kIoUring,
                                                config.timeRequests);

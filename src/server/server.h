@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@
 #include "server/backends/backends.h"
 #include "server/connection.h"
 #include "server/job_queue.h"
+#include "server/proxy_stage.h"
 #include "server/send_ring.h"
 #include "server/stats.h"
 
@@ -25,9 +27,24 @@ namespace reverb {
 class Reactor;
 class WorkerPool;
 
+// One --listen value: "HOST:PORT", optionally followed by ",proxy=MODE" (off, v1, v2, any), which
+// overrides ServerConfig::proxyProtocol for that address.
+struct ListenSpec {
+  SocketAddress address;
+  std::optional<ProxyMode> proxy;
+};
+// Fails with a sentence naming what is wrong ("address '...': ...", "unknown option ...").
+Result<ListenSpec> parseListenSpec(std::string_view text);
+
 struct ServerConfig {
   // Empty: port 2002 on every interface, IPv4 and IPv6 (IPv6 skipped where the host has none).
+  // Each entry is parsed by parseListenSpec.
   std::vector<std::string> listen;
+  // The PROXY protocol header every listener requires, unless its --listen entry says otherwise.
+  ProxyMode proxyProtocol = ProxyMode::kOff;
+  // SO_REUSEPORT on every listener: several processes (an old and a new reverbd during a restart)
+  // can listen on one port, and the kernel spreads new connections over them.
+  bool reusePort = false;
   size_t workers = 0;  // 0: one per online CPU
   ProtocolConfig protocol;
   BackendKind backend = BackendKind::kAuto;  // obeyed: see makeBackend()
@@ -52,6 +69,8 @@ class Server {
 
   // The bound addresses, with the real port where the config said 0.
   const std::vector<SocketAddress>& addresses() const noexcept { return addresses_; }
+  // The PROXY mode of each address, in the same order.
+  const std::vector<ProxyMode>& proxyModes() const noexcept { return proxyModes_; }
   std::string_view backendName() const noexcept;
   size_t workerCount() const noexcept;
   // "io_uring" or "send": what the workers use, with kAuto resolved.
@@ -84,6 +103,7 @@ class Server {
   JobQueue<ConnectionPtr> queue_;
   std::vector<SocketAddress> addresses_;
   ReplySend replySend_ = ReplySend::kSend;
+  std::vector<ProxyMode> proxyModes_;
   std::unique_ptr<Reactor> reactor_;
   std::unique_ptr<WorkerPool> pool_;
 };

@@ -29,6 +29,8 @@ struct ServerStats {
   Counter acceptPauses{0};     // times accepting paused because the process ran out of fds
   Counter readPauses{0};       // times a connection's reading paused on its high-water mark
   Counter drainForced{0};      // connections force-closed when the drain timeout expired
+  Counter proxyHeaders{0};     // PROXY protocol headers accepted (listeners that require one)
+  Counter proxyRejected{0};    // connections closed for want of a valid PROXY header
 
   // Written by the workers.
   alignas(64) Counter requests{0};

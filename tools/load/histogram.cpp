@@ -78,6 +78,36 @@ void Histogram::reset() noexcept {
   max_ = 0;
 }
 
+std::vector<Histogram::Bucket> Histogram::buckets() const {
+  std::vector<Bucket> out;
+  forEachCount([&](uint64_t lowest, uint64_t, uint64_t count) { out.push_back({lowest, count}); });
+  return out;
+}
+
+bool Histogram::restore(std::span<const Bucket> buckets, const Summary& summary) noexcept {
+  reset();
+  uint64_t total = 0;
+  for (const Bucket& b : buckets) {
+    const size_t index = countsIndex(b.lowest);
+    if (index >= counts_.size() || lowestEquivalent(b.lowest) != b.lowest) {
+      reset();
+      return false;
+    }
+    counts_[index] += b.count;
+    total += b.count;
+  }
+  if (total != summary.count) {
+    reset();
+    return false;
+  }
+  total_ = summary.count;
+  sum_ = summary.sum;
+  clamped_ = summary.clamped;
+  min_ = summary.count ? summary.min : UINT64_MAX;
+  max_ = summary.max;
+  return true;
+}
+
 uint64_t Histogram::valueFromIndex(size_t index) const noexcept {
   auto bucket = static_cast<int>(index >> subBucketHalfMagnitude_) - 1;
   uint64_t subBucket = (index & (subBucketHalfCount_ - 1)) + subBucketHalfCount_;

@@ -13,6 +13,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace reverb {
@@ -82,6 +83,32 @@ class Histogram {
   }
 
   int significantDigits() const noexcept { return significantDigits_; }
+
+  uint64_t sum() const noexcept { return sum_; }
+
+  // One non-empty count range: its lowest value and how many recorded values it holds (what
+  // forEachCount gives). The mergeable form reverb-load's --json carries: counts, never
+  // percentiles, so histograms from several generators add up exactly (see restore()).
+  struct Bucket {
+    uint64_t lowest = 0;
+    uint64_t count = 0;
+  };
+  // The non-empty ranges, lowest first (forEachCount, collected).
+  std::vector<Bucket> buckets() const;
+  // The figures buckets() cannot carry.
+  struct Summary {
+    uint64_t count = 0;
+    uint64_t min = 0;  // as min(): 0 when empty
+    uint64_t max = 0;
+    uint64_t sum = 0;
+    uint64_t clamped = 0;
+  };
+  Summary summary() const noexcept { return {total_, min(), max_, sum_, clamped_}; }
+  // Replaces the contents with what buckets() and summary() of a histogram of the same layout
+  // returned (another process's, read from its JSON). Returns false, leaving the histogram empty,
+  // when a bucket is not the start of one of this layout's ranges (another layout wrote it) or the
+  // bucket counts do not add up to summary.count.
+  bool restore(std::span<const Bucket> buckets, const Summary& summary) noexcept;
 
   // Bytes of counts: what a copy or a merge touches.
   size_t memoryBytes() const noexcept { return counts_.size() * sizeof(uint64_t); }

@@ -73,6 +73,28 @@ void writeLatency(JsonWriter& json, const char* key, const Histogram& h, bool pr
   json.endObject();
 }
 
+// A histogram in mergeable form, as writeHistogramCounts writes one (its count ranges, never
+// percentiles) plus the exact sum and clamped count, so `reverb-load merge` rebuilds it exactly
+// (Histogram::restore) and adds several generators' histograms.
+void writeHistogram(JsonWriter& json, const char* key, const Histogram& h) {
+  json.key(key).beginObject();
+  json.key("unit").value("ns");
+  json.key("significant_digits").value(h.significantDigits());
+  json.key("highest_trackable").value(h.highestTrackable());
+  const Histogram::Summary s = h.summary();
+  json.key("count").value(s.count);
+  json.key("min").value(s.min);
+  json.key("max").value(s.max);
+  json.key("sum").value(s.sum);
+  json.key("clamped").value(s.clamped);
+  json.key("counts").beginArray();
+  h.forEachCount([&](uint64_t lowest, uint64_t, uint64_t count) {
+    json.inlineArray({lowest, count});
+  });
+  json.endArray();
+  json.endObject();
+}
+
 // writeLatency's keys, from the figures a sweep's step kept.
 void writeLatencyFigures(JsonWriter& json, const char* key, const LatencyFigures& f, bool present) {
   json.key(key);
@@ -436,8 +458,18 @@ std::string formatJson(const RunDescription& run, const LoadReport& r, const Swe
   json.key("mb_per_second_sent").value(perSecond(n.bytesSent) / 1e6);
   json.key("mb_per_second_received").value(perSecond(n.bytesReceived) / 1e6);
   json.key("requests_all").value(n.completedAll);
+  json.key("connections_all").value(n.connectionsAll);
   json.key("interrupted").value(r.interrupted);
   json.key("stalled").value(r.stalled);
+
+  // Every histogram in mergeable form (reverb-load merge reads these back).
+  json.key("histograms").beginObject();
+  writeHistogram(json, "latency", r.latency);
+  writeHistogram(json, "latency_uncorrected", r.latencyUncorrected);
+  writeHistogram(json, "send_delay", r.sendDelay);
+  writeHistogram(json, "connect_latency", r.connectLatency);
+  writeHistogram(json, "connect_latency_uncorrected", r.connectLatencyUncorrected);
+  json.endObject();
 
   json.key("cpu").beginObject();
   json.key("user_seconds").value(r.cpu.user);

@@ -10,6 +10,7 @@ Usage:
               [--framing chunk|line|length] [--unit U]
               [--message TEXT | --size N | --size-min N --size-max N] [--payload ascii|utf8|binary]
               [--json FILE]
+  reverb-load merge A.json B.json ... [--json FILE]
 
 Examples:
   reverb-load --target 127.0.0.1:2002 --connections 50 --duration 10      closed loop
@@ -18,6 +19,7 @@ Examples:
   reverb-load --rate-steps 10k,20k,40k --connections 50 --duration 5       latency at 3 rates
   reverb-load --ramp 5000:50000:5000:3s --connections 50                   the same, 10 steps
   reverb-load --slo p99=1ms --connections 50 --duration 3                  highest rate at p99 <= 1 ms
+  reverb-load merge gen1.json gen2.json --json all.json                    several generators
 
 Modes:
   closed loop (default)  each connection keeps --pipeline requests in flight.
@@ -54,6 +56,10 @@ in parts sends parts reversed in place, which is counted as a mismatch.
 Mismatches print as hex diffs (first --max-diffs); after one, the connection is replaced.
 Figures cover the window after --warmup; mismatches and errors cover the whole run.
 
+merge: adds up the --json files of generators that ran at the same time (several processes or
+machines against one service): counters and histogram counts are summed (percentiles are never
+averaged), rates are over the longest window, and the usual report is printed (--json writes it).
+
 Exit status: 0 when every reply matched and nothing failed; 1 on any mismatch or error (in any
 step), or when the target cannot be reached; 2 on bad usage. Whether --slo found a rate does not
 change it.)";
@@ -71,6 +77,7 @@ change it.)";
 
 #include "base/net.h"
 #include "load/load_run.h"
+#include "load/merge.h"
 #include "load/payload.h"
 #include "load/report.h"
 #include "load/sweep.h"
@@ -202,11 +209,63 @@ int runSweep(const reverb::load::RunDescription& run, const reverb::load::Messag
   return passed ? 0 : 1;
 }
 
+// `reverb-load merge A.json B.json ... [--json OUT]`: argv[0] is "merge".
+int mergeMain(int argc, char** argv) {
+  using namespace reverb::load;
+  std::vector<std::string> files;
+  std::string jsonPath;
+  CLI::App app{"reverb-load merge: adds up the --json files of load generators that ran at the same "
+               "time, and prints the usual report.",
+               "reverb-load merge"};
+  app.add_option("files", files, "--json files of reverb-load runs")->required()->type_name("FILE");
+  app.add_option("--json", jsonPath, "Write the merged figures to FILE as JSON");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  std::vector<RecordedRun> runs;
+  for (const std::string& file : files) {
+    std::ifstream in(file);
+    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (!in && !in.eof()) {
+      std::fprintf(stderr, "reverb-load merge: cannot read %s\n", file.c_str());
+      return 1;
+    }
+    auto run = readRecordedRun(text, file);
+    if (!run) {
+      std::fprintf(stderr, "reverb-load merge: %s\n", run.error().context.c_str());
+      return 1;
+    }
+    runs.push_back(std::move(*run));
+  }
+  auto merged = mergeRuns(runs);
+  if (!merged) {
+    std::fprintf(stderr, "reverb-load merge: %s\n", merged.error().context.c_str());
+    return 1;
+  }
+  std::fputs(mergeSummary(runs, *merged).c_str(), stdout);
+  std::fputs(formatTable(merged->run, merged->report).c_str(), stdout);
+  std::fflush(stdout);
+  if (!jsonPath.empty()) {
+    std::ofstream out(jsonPath, std::ios::trunc);
+    out << formatJson(merged->run, merged->report);
+    if (!out.flush()) {
+      std::fprintf(stderr, "reverb-load merge: cannot write %s\n", jsonPath.c_str());
+      return 1;
+    }
+  }
+  return runPassed(merged->report) ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace reverb;
   using namespace reverb::load;
+
+  if (argc >= 2 && std::string_view(argv[1]) == "merge") return mergeMain(argc - 1, argv + 1);
 
   std::string target = "127.0.0.1:2002";
   int threads = 1;
