@@ -1,6 +1,7 @@
 // Byte reversal kernels and their run-time selection. Each vector kernel is the loop in
-// reverse_bytes_loop.inc compiled inside a `#pragma GCC target` region, so the default build needs
-// no -m flags and runs on any x86-64; the kernel is picked once from __builtin_cpu_supports.
+// reverse_bytes_loop.inc compiled inside a target region (`#pragma GCC target`, or clang's `#pragma
+// clang attribute` with a target attribute), so the default build needs no -m flags and runs on any
+// x86-64; the kernel is picked once from __builtin_cpu_supports.
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -104,8 +105,12 @@ alignas(64) constexpr unsigned char kReverseLanes[64] = {
     15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0,  //
     15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0};
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("ssse3"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("ssse3")
+#endif
 namespace ssse3 {
 struct Vec {
   using T = __m128i;
@@ -140,10 +145,18 @@ inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size
 }
 #include "proto/reverse_bytes_loop.inc"
 }  // namespace ssse3
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#endif
 namespace avx2 {
 struct Vec {
   using T = __m256i;
@@ -181,10 +194,18 @@ inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size
 }
 #include "proto/reverse_bytes_loop.inc"
 }  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,avx512f,avx512bw"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,avx512f,avx512bw")
+#endif
 namespace avx512 {
 struct Vec {
   using T = __m512i;
@@ -221,7 +242,11 @@ inline detail::AsciiPrefix reverseAsciiPrefixShort(const unsigned char* in, size
 }
 #include "proto/reverse_bytes_loop.inc"
 }  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 #endif  // REVERB_X86
 

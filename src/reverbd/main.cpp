@@ -35,9 +35,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <mutex>
 #include <thread>
 
+#include "base/mutex.h"
+#include "base/mutex.h"
 #include "base/net.h"
 #include "reverbd/logging.h"
 #include "reverbd/metrics_endpoint.h"
@@ -150,8 +151,8 @@ void reloadLogLevel(const ReloadSource& source) {
 // What the signal thread may touch. main clears `server` (under `mu`) before destroying it, so a
 // signal that arrives during shutdown never reaches a destroyed server.
 struct SignalTarget {
-  std::mutex mu;
-  reverb::Server* server = nullptr;
+  reverb::Mutex mu;
+  reverb::Server* server REVERB_GUARDED_BY(mu) = nullptr;
   ReloadSource reload;  // set before the signal thread starts, then read-only
 };
 
@@ -167,7 +168,7 @@ void watchSignals(sigset_t set, SignalTarget& target) {
       if (stops++ == 0) {
         spdlog::info("{}: draining; send it again to exit at once", strsignal(received));
         reverb::notifyServiceManager("STOPPING=1\nSTATUS=draining");
-        std::lock_guard lock(target.mu);
+        reverb::MutexLock lock(target.mu);
         if (target.server != nullptr) target.server->stop();
       } else {
         spdlog::warn("{} again: exiting without draining", strsignal(received));
@@ -428,7 +429,10 @@ int main(int argc, char** argv) {
 
   // Static: the detached signal thread may use it until the process ends.
   static SignalTarget signalTarget;
-  signalTarget.server = server->get();
+  {
+    reverb::MutexLock lock(signalTarget.mu);
+    signalTarget.server = server->get();
+  }
   signalTarget.reload = {app.get_config_ptr()->as<std::string>(),
                          onCommandLine(argc, argv, "--log-level")};
   watchSignals(handledSignals, signalTarget);
@@ -441,7 +445,7 @@ int main(int argc, char** argv) {
     ran = (*server)->run();
   }
   {
-    std::lock_guard lock(signalTarget.mu);
+    reverb::MutexLock lock(signalTarget.mu);
     signalTarget.server = nullptr;
   }
   metrics.reset();

@@ -85,14 +85,14 @@ void Connection::progressTo(Progress next) noexcept {
 
 Connection::State Connection::state() const noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   return state_;
 }
 
 void Connection::startLingering(std::chrono::steady_clock::time_point deadline) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   lingerDeadline_ = deadline;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   transitionTo(State::kLingering);
 }
 
@@ -125,7 +125,7 @@ std::string Connection::peerName() const {
 Connection::Delivery Connection::deliver(std::string_view bytes) {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   // Lingering: the connection is closing after its replies; what the peer still sends is dropped.
   if (state_ == State::kAborted || state_ == State::kLingering) return d;
   inbox_.append(bytes);
@@ -140,7 +140,7 @@ Connection::Delivery Connection::deliver(std::string_view bytes) {
 Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   switch (state_) {
     case State::kAborted:
     case State::kPeerClosed:
@@ -171,7 +171,7 @@ Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
 
 bool Connection::markWritable() noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (state_ == State::kAborted) return false;
   writable_ = true;
   if (scheduled_) return false;
@@ -181,7 +181,7 @@ bool Connection::markWritable() noexcept {
 
 void Connection::abort(bool shutdownSocket) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   transitionTo(State::kAborted);
   inbox_.clear();
   // A worker may be inside send() right now; shutdown, unlike close, cannot let the fd number be
@@ -191,7 +191,7 @@ void Connection::abort(bool shutdownSocket) noexcept {
 
 std::string_view Connection::prepare(ServiceTiming* timing) noexcept {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     if (state_ == State::kAborted) {
       scheduled_ = false;
       skipped_ = true;
@@ -286,7 +286,7 @@ bool Connection::complete(ssize_t sent, ServiceTiming* timing) noexcept {
   ConnectionPtr self;  // taken only when something is posted: the common path costs no refcount
   if (hasNext) self = shared_from_this();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     strandBytes_ = in_.size() + out_.size();
     if (state_ == State::kReadPaused && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
       transitionTo(State::kOpen);

@@ -19,11 +19,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 
 #include "base/buffer.h"
+#include "base/mutex.h"
 #include "base/net.h"
 #include "proto/framing.h"
 #include "proto/reverse.h"
@@ -139,22 +139,22 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   // Loop thread only: appends received bytes to the inbox; drops them while lingering.
-  Delivery deliver(std::string_view bytes);
+  Delivery deliver(std::string_view bytes) REVERB_EXCLUDES(mu_);
   // Loop thread only: no more input will be read. `peerClosed`: the peer shut down its side, so
   // a last line without LF is a request; otherwise (a drain) an unfinished request is dropped.
-  Delivery deliverEof(bool peerClosed) noexcept;
+  Delivery deliverEof(bool peerClosed) noexcept REVERB_EXCLUDES(mu_);
   // Loop thread only: the socket can take more bytes; returns true if the strand must be scheduled.
-  bool markWritable() noexcept;
+  bool markWritable() noexcept REVERB_EXCLUDES(mu_);
   // Loop thread only: the reactor is done with the connection; the strand drops everything and
   // never touches the socket again. `shutdownSocket` (a forced close) also shuts the socket down,
   // so a worker inside send() fails at once and the peer sees the end now.
-  void abort(bool shutdownSocket) noexcept;
+  void abort(bool shutdownSocket) noexcept REVERB_EXCLUDES(mu_);
 
   // Strand only (the worker that popped this connection). Parses the input, appends the replies to
   // the output, sends what the socket takes and posts what the reactor must do next. Returns true
   // when more input arrived meanwhile: the caller queues the connection again. `timing` (null:
   // not measured) gets the requests this call completed; see ServiceTiming.
-  bool service(ServiceTiming* timing = nullptr) noexcept {
+  bool service(ServiceTiming* timing = nullptr) noexcept REVERB_EXCLUDES(mu_) {
     prepare(timing);
     return complete(kNotSent, timing);
   }
@@ -166,15 +166,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // itself and does what service() does after sending; it returns what service() returns. A
   // `timing` given to prepare() (its start) must be given to complete() too (what completed).
   static constexpr ssize_t kNotSent = 0;
-  std::string_view prepare(ServiceTiming* timing = nullptr) noexcept;
-  bool complete(ssize_t sent, ServiceTiming* timing = nullptr) noexcept;
+  std::string_view prepare(ServiceTiming* timing = nullptr) noexcept REVERB_EXCLUDES(mu_);
+  bool complete(ssize_t sent, ServiceTiming* timing = nullptr) noexcept REVERB_EXCLUDES(mu_);
 
   // Loop thread only: the current state. Takes mu_; for the reactor's rare decisions (resume,
   // finish, drain), never on the per-request path.
-  State state() const noexcept;
+  State state() const noexcept REVERB_EXCLUDES(mu_);
   // Loop thread only: SHUT_WR is done; from now on input is discarded (deliver() drops it) until
   // the peer's EOF (deliverEof(true) then says closeNow) or `deadline`.
-  void startLingering(std::chrono::steady_clock::time_point deadline) noexcept;
+  void startLingering(std::chrono::steady_clock::time_point deadline) noexcept REVERB_EXCLUDES(mu_);
   // Loop thread only: when a lingering connection is closed regardless.
   std::chrono::steady_clock::time_point lingerDeadline() const noexcept;
 
@@ -188,7 +188,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   };
 
   // Caller holds mu_. Aborts (where NDEBUG is not defined) on a move not listed at State.
-  void transitionTo(State next) noexcept;
+  void transitionTo(State next) noexcept REVERB_REQUIRES(mu_);
   // Strand only. Aborts (where NDEBUG is not defined) on a move backwards.
   void progressTo(Progress next) noexcept;
 
@@ -204,13 +204,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ConnectionOwner& owner_;
   ServerStats& stats_;
 
-  mutable std::mutex mu_;
+  mutable Mutex mu_;
   // Guarded by mu_: the hand-over between the reactor and the strand.
-  Buffer inbox_;            // bytes received, not yet taken by the strand
-  size_t strandBytes_ = 0;  // in_ + out_ sizes, published by the strand for back-pressure
-  State state_ = State::kOpen;
-  bool scheduled_ = false;  // queued or running on a worker
-  bool writable_ = false;   // onWritable fired since the strand last looked
+  Buffer inbox_ REVERB_GUARDED_BY(mu_);            // bytes received, not yet taken by the strand
+  size_t strandBytes_ REVERB_GUARDED_BY(mu_) = 0;  // in_ + out_ sizes, published by the strand
+                                                   // for back-pressure
+  State state_ REVERB_GUARDED_BY(mu_) = State::kOpen;
+  bool scheduled_ REVERB_GUARDED_BY(mu_) = false;  // queued or running on a worker
+  bool writable_ REVERB_GUARDED_BY(mu_) = false;   // onWritable fired since the strand last looked
 
   // Loop thread only.
   std::chrono::steady_clock::time_point lingerDeadline_;  // meaningful in kLingering

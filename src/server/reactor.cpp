@@ -51,7 +51,7 @@ Result<void> Reactor::run() {
     int timeoutMs = nextTimeoutMs(now);
     sleeping_.store(true);
     {
-      std::lock_guard lock(requestsMu_);
+      MutexLock lock(requestsMu_);
       if (!requests_.empty() || (stopRequested_.load() && !draining_)) timeoutMs = 0;
     }
     // The backend has logged why; the loop ends and the server with it (reverbd exits 1).
@@ -73,7 +73,7 @@ void Reactor::stop() noexcept {
 
 void Reactor::post(ConnectionPtr c, ConnectionRequest request) noexcept {
   {
-    std::lock_guard lock(requestsMu_);
+    MutexLock lock(requestsMu_);
     requests_.emplace_back(std::move(c), request);
   }
   if (sleeping_.exchange(false)) backend_->wake();
@@ -92,7 +92,7 @@ void Reactor::onPolled() noexcept {
 
 void Reactor::runRequests() noexcept {
   {
-    std::lock_guard lock(requestsMu_);
+    MutexLock lock(requestsMu_);
     running_.swap(requests_);
   }
   for (auto& [c, request] : running_) {

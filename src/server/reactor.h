@@ -13,12 +13,12 @@
 #include <chrono>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "base/mutex.h"
 #include "server/connection.h"
 #include "server/io_backend.h"
 #include "server/job_queue.h"
@@ -47,7 +47,8 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   void stop() noexcept;
 
   // Thread-safe (ConnectionOwner): a strand's request, carried out on the loop thread.
-  void post(ConnectionPtr c, ConnectionRequest request) noexcept override;
+  void post(ConnectionPtr c, ConnectionRequest request) noexcept override
+      REVERB_EXCLUDES(requestsMu_);
 
   // Thread-safe: loop rounds completed so far (each poll() and what follows it). A watchdog that
   // wakes the loop with nudge() and sees this move knows the loop is alive.
@@ -119,8 +120,8 @@ class Reactor final : public IoEvents, public ConnectionOwner {
 
   // Cross-thread hand-over. `sleeping_` is true while the loop may block in poll(); the first
   // post() that finds it true wakes the backend, later ones do not.
-  std::mutex requestsMu_;
-  std::vector<std::pair<ConnectionPtr, ConnectionRequest>> requests_;  // guarded by requestsMu_
+  Mutex requestsMu_;
+  std::vector<std::pair<ConnectionPtr, ConnectionRequest>> requests_ REVERB_GUARDED_BY(requestsMu_);
   std::vector<std::pair<ConnectionPtr, ConnectionRequest>> running_;   // loop thread only
   std::atomic<bool> sleeping_{false};
   std::atomic<bool> stopRequested_{false};

@@ -628,7 +628,7 @@ void WorkerLoop::scheduleRetry(Conn& c, Nanos at) noexcept {
 }
 
 void WorkerLoop::describe(const Conn& c, const std::string& what) noexcept {
-  std::lock_guard<std::mutex> lock(console_.mutex);
+  MutexLock lock(console_.mutex);
   std::fprintf(stderr, "reverb-load: connection %d (thread %d): %s\n",
                plan_.firstSlot + static_cast<int>(slotOf(c)), plan_.index, what.c_str());
 }
@@ -760,7 +760,7 @@ void WorkerLoop::sweep(Nanos now) noexcept {
 
 void WorkerLoop::publish() noexcept {
   nextPublish_ = now_ + kPublishInterval;
-  std::lock_guard<std::mutex> lock(publishMutex_);
+  MutexLock lock(publishMutex_);
   publishedCounters_ = counters;
   publishedLatency_ = histograms.latency;  // same layout: copies into the existing allocation
 }

@@ -8,10 +8,11 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 
+#include "base/mutex.h"
 #include "base/result.h"
+#include "base/thread_annotations.h"
 #include "load/histogram.h"
 #include "load/interval_log.h"
 #include "load/load_run.h"
@@ -40,9 +41,9 @@ inline timespec toTimespec(Nanos ns) noexcept {
 int socketError(int fd) noexcept;
 
 // Shared by the workers of one run: how many diffs and error lines may still be printed, and the
-// lock that keeps each one whole on stderr.
+// lock that keeps each one whole on stderr (it guards the stream, not a field).
 struct Console {
-  std::mutex mutex;
+  Mutex mutex;
   std::atomic<int> diffsLeft{0};
   std::atomic<int> errorLinesLeft{0};
   std::atomic<bool> errorsElided{false};
@@ -101,8 +102,8 @@ class Worker {
   virtual void run(const Timeline& timeline) noexcept = 0;
 
   // Copies the figures published so far. Thread-safe.
-  void snapshot(LoadCounters& counters, Histogram& latency) {
-    std::lock_guard<std::mutex> lock(publishMutex_);
+  void snapshot(LoadCounters& counters, Histogram& latency) REVERB_EXCLUDES(publishMutex_) {
+    MutexLock lock(publishMutex_);
     counters.add(publishedCounters_);
     latency.merge(publishedLatency_);
   }
@@ -118,9 +119,9 @@ class Worker {
  protected:
   Worker() = default;
 
-  std::mutex publishMutex_;  // guards the two figures below, which snapshot() reads
-  LoadCounters publishedCounters_;
-  Histogram publishedLatency_;
+  Mutex publishMutex_;  // guards the two figures below, which snapshot() reads
+  LoadCounters publishedCounters_ REVERB_GUARDED_BY(publishMutex_);
+  Histogram publishedLatency_ REVERB_GUARDED_BY(publishMutex_);
 };
 
 }  // namespace reverb::load
