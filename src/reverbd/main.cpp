@@ -2,7 +2,8 @@
 // default), by line, or by length-prefixed frame.
 //
 // usage: reverbd [--listen HOST:PORT[,proxy=MODE]]... [--workers N] [--framing chunk|line|length]
-//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend auto|io_uring|epoll]
+//                [--unit byte|...] [--max-line BYTES] [--max-frame BYTES] [--backend
+//                auto|io_uring|epoll]
 //                [--reply-send auto|io_uring|send] [--proxy-protocol off|v1|v2|any] [--reuseport]
 //                [--log-level LEVEL] [--log-format text|json] [--log-queue LINES]
 //                [--metrics-listen HOST:PORT] [--drain-timeout SECONDS] [--config FILE] [--version]
@@ -10,25 +11,25 @@
 //
 // With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing;
 // started by systemd with socket activation, it serves the sockets it was given instead.
-// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=... workers=...
-// framing=... unit=... sends=...[ proxy=MODE[,MODE...]][ reuseport=on][ metrics=ADDR]" once it
-// accepts connections (proxy= when a listener requires a PROXY header, one mode per address).
-// SIGINT/SIGTERM drain: stop accepting, answer every request already received, close, exit 0; a
-// second signal exits at once with status 1. SIGHUP re-reads the log level (see reloadLogLevel).
-// SIGPIPE, SIGUSR1 and SIGUSR2 are ignored.
-// Exit status: 0 after a drain, 1 when start-up fails or the event loop meets an impossible error,
-// 2 for bad usage.
+// It logs to stderr and prints one line "reverbd ready: listening on ADDR... backend=...
+// workers=... framing=... unit=... sends=...[ proxy=MODE[,MODE...]][ reuseport=on][ metrics=ADDR]"
+// once it accepts connections (proxy= when a listener requires a PROXY header, one mode per
+// address). SIGINT/SIGTERM drain: stop accepting, answer every request already received, close,
+// exit 0; a second signal exits at once with status 1. SIGHUP re-reads the log level (see
+// reloadLogLevel). SIGPIPE, SIGUSR1 and SIGUSR2 are ignored. Exit status: 0 after a drain, 1 when
+// start-up fails or the event loop meets an impossible error, 2 for bad usage.
 //
 // --list-backends prints one line per I/O backend this build has, in preference order, to stdout,
 // and exits 0: "NAME: available" or "NAME: unavailable (REASON)". Scripts (the benchmark harness)
 // parse the lines matching ^(\w+): available$, so that form is a contract.
+//
+// The flags and the config file are parsed in options.cpp, which the config fuzzer shares.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <atomic>
 #include <csignal>
 #include <cstdio>
@@ -38,10 +39,10 @@
 #include <thread>
 
 #include "base/mutex.h"
-#include "base/mutex.h"
 #include "base/net.h"
 #include "reverbd/logging.h"
 #include "reverbd/metrics_endpoint.h"
+#include "reverbd/options.h"
 #include "reverbd/service_manager.h"
 #include "server/backends/backends.h"
 #include "server/log_limit.h"
@@ -49,28 +50,6 @@
 #include "server/server.h"
 
 namespace {
-
-using reverb::Framing;
-using reverb::Unit;
-
-// Validates a name with the library's own parser, so the flag accepts exactly what the code
-// supports.
-template <typename Parse>
-CLI::Validator namedBy(Parse parse, std::string what) {
-  return CLI::Validator(
-      [parse, what](std::string& value) -> std::string {
-        return parse(value) ? std::string() : "unknown " + what + " '" + value + "'";
-      },
-      what);
-}
-
-// "auto (the first available of: epoll) or one of: epoll", from the backend registry.
-std::string backendHelp() {
-  std::vector<std::string_view> names;
-  for (const reverb::BackendInfo& b : reverb::availableBackends()) names.push_back(b.name);
-  std::string list = fmt::format("{}", fmt::join(names, ", "));
-  return "I/O backend: auto (the first available of: " + list + ") or one of: " + list;
-}
 
 // Blocks SIGINT, SIGTERM and SIGHUP in every thread (call before starting any) so that only the
 // signal thread receives them, through sigwait.
@@ -124,17 +103,12 @@ void reloadLogLevel(const ReloadSource& source) {
     reverb::notifyServiceManager("READY=1");
     return;
   }
-  std::string level = "info";
-  try {
-    for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(source.configFile)) {
-      if (item.parents.empty() && item.name == "log-level" && item.inputs.size() == 1) {
-        level = item.inputs.front();
-      }
-    }
-  } catch (const CLI::Error& e) {
-    fail(fmt::format("cannot read {}: {}", source.configFile, e.what()));
+  const reverb::Result<std::string> read = reverb::configLogLevel(source.configFile);
+  if (!read) {
+    fail(fmt::format("cannot read {}: {}", source.configFile, read.error().context));
     return;
   }
+  const std::string& level = *read;
   const auto next = spdlog::level::from_str(level);
   if (level != "off" && next == spdlog::level::off) {
     fail(fmt::format("{}: log-level '{}' is not one of trace, debug, info, warn, error, off",
@@ -232,103 +206,18 @@ std::string renderMetrics(const reverb::Server& server) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  reverb::ServerConfig config;
-  std::string framing = "chunk";
-  std::string unit;
-  std::string backend = "auto";
-  std::string replySend = "auto";
-  std::string logLevel = "info";
-  std::string logFormat = "text";
-  size_t logQueue = 8192;
-  std::string metricsListen;
-  std::string proxyProtocol = "off";
-  double drainSeconds = 5.0;
-  bool listBackends = false;
-
-  CLI::App app("reverbd: a TCP server that reverses what clients send it.", "reverbd");
-  app.set_version_flag("--version", REVERB_VERSION);
-  app.set_config("--config", "", "Read options from a TOML file (keys are the long flag names)");
-  app.add_option("--listen", config.listen,
-                 "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port; "
-                 "',proxy=MODE' after it sets --proxy-protocol for that address alone (default: "
-                 "port 2002 on all IPv4 and IPv6 interfaces)")
-      ->type_name("HOST:PORT[,proxy=MODE]")
-      ->check([](const std::string& text) {
-        auto spec = reverb::parseListenSpec(text);
-        return spec ? std::string() : spec.error().message();
-      });
-  app.add_option("--proxy-protocol", proxyProtocol,
-                 "PROXY protocol header every connection must start with (HAProxy's send-proxy is "
-                 "v1, send-proxy-v2 is v2; any takes both): off, v1, v2 or any. A connection "
-                 "without a valid one is closed")
-      ->capture_default_str()
-      ->check(namedBy(reverb::parseProxyMode, "PROXY protocol mode"));
-  app.add_flag("--reuseport", config.reusePort,
-               "Set SO_REUSEPORT on the listeners, so another reverbd started with it can share "
-               "the port (scripts/restart uses this for a restart without refused connections)");
-  app.add_option("--workers", config.workers, "Worker threads (default: online CPUs)")
-      ->check(CLI::Range(1, 1024));
-  app.add_option("--framing", framing, "How requests are delimited: chunk, line or length")
-      ->capture_default_str()
-      ->check(namedBy(reverb::parseFraming, "framing"));
-  app.add_option("--unit", unit,
-                 "What is reversed: byte, codepoint or grapheme, as built (default: byte for "
-                 "chunk, grapheme for line and length where available)")
-      ->check(namedBy(reverb::parseUnit, "unit"));
-  app.add_option("--max-line", config.protocol.limits.maxLine,
-                 "Longest line in line framing, in bytes; longer closes the connection")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
-  app.add_option("--max-frame", config.protocol.limits.maxFrame,
-                 "Longest frame in length framing, in bytes; longer closes the connection")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{0}, size_t{1} << 30));
-  app.add_option("--backend", backend, backendHelp())
-      ->capture_default_str()
-      ->check(namedBy(reverb::parseBackend, "backend"));
-  app.add_option("--reply-send", replySend,
-                 "How workers hand replies to the kernel: io_uring (one io_uring_enter for the "
-                 "replies of up to 4 connections), send (one send(2) per connection), or auto "
-                 "(io_uring where this build and kernel allow it)")
-      ->capture_default_str()
-      ->check(namedBy(reverb::parseReplySend, "reply send"));
-  app.add_flag("--list-backends", listBackends,
-               "Print each I/O backend this build has and whether this kernel can run it, then "
-               "exit");
-  app.add_option("--log-level", logLevel,
-                 "trace, debug, info, warn, error or off; SIGHUP re-reads it from --config")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-  app.add_option("--log-format", logFormat, "text, or json: one JSON object per line")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"text", "json"}));
-  app.add_option("--log-queue", logQueue,
-                 "Log lines that may wait for stderr; past that the oldest are dropped (and "
-                 "counted), so a stalled stderr never blocks the server")
-      ->capture_default_str()
-      ->check(CLI::Range(size_t{16}, size_t{1} << 20));
-  app.add_option("--metrics-listen", metricsListen,
-                 "HOST:PORT for the HTTP endpoint: GET /metrics (Prometheus), /healthz, /readyz "
-                 "(default: off)")
-      ->type_name("HOST:PORT")
-      ->check([](const std::string& text) {
-        auto address = reverb::parseAddress(text);
-        return address ? std::string() : address.error().message();
-      });
-  app.add_option("--drain-timeout", drainSeconds,
-                 "Seconds a SIGTERM drain may take before the rest is force-closed")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
-    std::fprintf(stderr, "reverbd: %s (see reverbd --help)\n", e.what());
-    return 2;
+  reverb::ReverbdOptions options;
+  const reverb::ParseOutcome parsed = reverb::parseCommandLine(argc, argv, options);
+  if (parsed.exitCode == 0) {  // --help, --version
+    std::fputs(parsed.text.c_str(), stdout);
+    return 0;
+  }
+  if (parsed.exitCode >= 0) {
+    std::fprintf(stderr, "reverbd: %s\n", parsed.text.c_str());
+    return parsed.exitCode;
   }
 
-  if (listBackends) {
+  if (options.listBackends) {
     for (const reverb::BackendInfo& b : reverb::availableBackends()) {
       if (b.available) {
         std::printf("%s: available\n", std::string(b.name).c_str());
@@ -338,29 +227,9 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
-
-  config.protocol.framing = *reverb::parseFraming(framing);
-  if (unit.empty()) {
-    auto grapheme = reverb::parseUnit("grapheme");
-    bool chunk = config.protocol.framing == Framing::kChunk;
-    config.protocol.unit = !chunk && grapheme ? *grapheme : Unit::kByte;
-  } else {
-    config.protocol.unit = *reverb::parseUnit(unit);
-  }
-  if (config.protocol.framing == Framing::kChunk && config.protocol.unit != Unit::kByte) {
-    std::fprintf(stderr,
-                 "reverbd: --unit %s needs --framing line or length: in chunk framing a read can "
-                 "end inside a character, so only --unit byte is possible\n",
-                 unit.c_str());
-    return 2;
-  }
-  config.backend = *reverb::parseBackend(backend);
-  config.replySend = *reverb::parseReplySend(replySend);
-  config.proxyProtocol = *reverb::parseProxyMode(proxyProtocol);
-  config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(drainSeconds * 1000));
-  config.timeRequests = !metricsListen.empty();
+  reverb::ServerConfig& config = options.config;
   reverb::LogFormat format = reverb::LogFormat::kText;
-  (void)reverb::parseLogFormat(logFormat, format);
+  (void)reverb::parseLogFormat(options.logFormat, format);
 
   // Socket activation: the sockets systemd passed replace --listen (before any thread starts: it
   // unsets LISTEN_FDS).
@@ -373,7 +242,7 @@ int main(int argc, char** argv) {
 
   // Before the first thread (the logging thread) starts, so that every thread inherits the mask.
   sigset_t handledSignals = blockHandledSignals();
-  reverb::setUpLogging(format, spdlog::level::from_str(logLevel), logQueue);
+  reverb::setUpLogging(format, spdlog::level::from_str(options.logLevel), options.logQueue);
   if (std::getenv("NOTIFY_SOCKET") != nullptr && !reverb::serviceManagerSupported()) {
     spdlog::warn(
         "NOTIFY_SOCKET is set but this reverbd was built without systemd support: no "
@@ -388,10 +257,10 @@ int main(int argc, char** argv) {
     exitAfterLogs(1);
   }
   std::unique_ptr<reverb::MetricsEndpoint> metrics;
-  if (!metricsListen.empty()) {
+  if (!options.metricsListen.empty()) {
     reverb::Server* s = server->get();
     auto started = reverb::MetricsEndpoint::start(
-        *reverb::parseAddress(metricsListen),
+        *reverb::parseAddress(options.metricsListen),
         {[s] { return renderMetrics(*s); },
          [s] { return s->draining() ? std::string("draining") : std::string(); }});
     if (!started) {
@@ -433,8 +302,7 @@ int main(int argc, char** argv) {
     reverb::MutexLock lock(signalTarget.mu);
     signalTarget.server = server->get();
   }
-  signalTarget.reload = {app.get_config_ptr()->as<std::string>(),
-                         onCommandLine(argc, argv, "--log-level")};
+  signalTarget.reload = {options.configFile, onCommandLine(argc, argv, "--log-level")};
   watchSignals(handledSignals, signalTarget);
   reverb::notifyServiceManager(fmt::format("READY=1\nSTATUS=listening on {} backend={}", listening,
                                            (*server)->backendName()));

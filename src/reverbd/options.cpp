@@ -1,0 +1,190 @@
+#include "reverbd/options.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <CLI/CLI.hpp>
+#include <sstream>
+#include <string_view>
+#include <vector>
+
+#include "base/net.h"
+#include "proto/framing.h"
+#include "proto/proxy_protocol.h"
+#include "proto/reverse.h"
+#include "server/backends/backends.h"
+#include "server/send_ring.h"
+
+namespace reverb {
+namespace {
+
+// Validates a name with the library's own parser, so the flag accepts exactly what the code
+// supports.
+template <typename Parse>
+CLI::Validator namedBy(Parse parse, std::string what) {
+  return CLI::Validator(
+      [parse, what](std::string& value) -> std::string {
+        return parse(value) ? std::string() : "unknown " + what + " '" + value + "'";
+      },
+      what);
+}
+
+// "auto (the first available of: epoll) or one of: epoll", from the backend registry. Computed
+// once: availableBackends() probes the kernel, and the fuzzer builds the flags thousands of times.
+const std::string& backendHelp() {
+  static const std::string help = [] {
+    std::vector<std::string_view> names;
+    for (const BackendInfo& b : availableBackends()) names.push_back(b.name);
+    std::string list = fmt::format("{}", fmt::join(names, ", "));
+    return "I/O backend: auto (the first available of: " + list + ") or one of: " + list;
+  }();
+  return help;
+}
+
+// The flags as CLI11 fills them, before the checks that need more than one of them.
+struct RawFlags {
+  std::string framing = "chunk";
+  std::string unit;
+  std::string backend = "auto";
+  std::string replySend = "auto";
+  std::string proxyProtocol = "off";
+  double drainSeconds = 5.0;
+};
+
+void addFlags(CLI::App& app, ReverbdOptions& options, RawFlags& raw) {
+  ServerConfig& config = options.config;
+  app.set_version_flag("--version", REVERB_VERSION);
+  app.set_config("--config", "", "Read options from a TOML file (keys are the long flag names)");
+  app.add_option("--listen", config.listen,
+                 "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port; "
+                 "',proxy=MODE' after it sets --proxy-protocol for that address alone (default: "
+                 "port 2002 on all IPv4 and IPv6 interfaces)")
+      ->type_name("HOST:PORT[,proxy=MODE]")
+      ->check([](const std::string& text) {
+        auto spec = parseListenSpec(text);
+        return spec ? std::string() : spec.error().message();
+      });
+  app.add_option("--proxy-protocol", raw.proxyProtocol,
+                 "PROXY protocol header every connection must start with (HAProxy's send-proxy is "
+                 "v1, send-proxy-v2 is v2; any takes both): off, v1, v2 or any. A connection "
+                 "without a valid one is closed")
+      ->capture_default_str()
+      ->check(namedBy(parseProxyMode, "PROXY protocol mode"));
+  app.add_flag("--reuseport", config.reusePort,
+               "Set SO_REUSEPORT on the listeners, so another reverbd started with it can share "
+               "the port (scripts/restart uses this for a restart without refused connections)");
+  app.add_option("--workers", config.workers, "Worker threads (default: online CPUs)")
+      ->check(CLI::Range(1, 1024));
+  app.add_option("--framing", raw.framing, "How requests are delimited: chunk, line or length")
+      ->capture_default_str()
+      ->check(namedBy(parseFraming, "framing"));
+  app.add_option("--unit", raw.unit,
+                 "What is reversed: byte, codepoint or grapheme, as built (default: byte for "
+                 "chunk, grapheme for line and length where available)")
+      ->check(namedBy(parseUnit, "unit"));
+  app.add_option("--max-line", config.protocol.limits.maxLine,
+                 "Longest line in line framing, in bytes; longer closes the connection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1} << 30));
+  app.add_option("--max-frame", config.protocol.limits.maxFrame,
+                 "Longest frame in length framing, in bytes; longer closes the connection")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30));
+  app.add_option("--backend", raw.backend, backendHelp())
+      ->capture_default_str()
+      ->check(namedBy(parseBackend, "backend"));
+  app.add_option("--reply-send", raw.replySend,
+                 "How workers hand replies to the kernel: io_uring (one io_uring_enter for the "
+                 "replies of up to 4 connections), send (one send(2) per connection), or auto "
+                 "(io_uring where this build and kernel allow it)")
+      ->capture_default_str()
+      ->check(namedBy(parseReplySend, "reply send"));
+  app.add_flag("--list-backends", options.listBackends,
+               "Print each I/O backend this build has and whether this kernel can run it, then "
+               "exit");
+  app.add_option("--log-level", options.logLevel,
+                 "trace, debug, info, warn, error or off; SIGHUP re-reads it from --config")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+  app.add_option("--log-format", options.logFormat, "text, or json: one JSON object per line")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  app.add_option("--log-queue", options.logQueue,
+                 "Log lines that may wait for stderr; past that the oldest are dropped (and "
+                 "counted), so a stalled stderr never blocks the server")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{16}, size_t{1} << 20));
+  app.add_option("--metrics-listen", options.metricsListen,
+                 "HOST:PORT for the HTTP endpoint: GET /metrics (Prometheus), /healthz, /readyz "
+                 "(default: off)")
+      ->type_name("HOST:PORT")
+      ->check([](const std::string& text) {
+        auto address = parseAddress(text);
+        return address ? std::string() : address.error().message();
+      });
+  app.add_option("--drain-timeout", raw.drainSeconds,
+                 "Seconds a SIGTERM drain may take before the rest is force-closed")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 86400.0));
+}
+
+// The checks that need more than one flag, and the names turned into the server's types.
+ParseOutcome finish(const RawFlags& raw, ReverbdOptions& options) {
+  ServerConfig& config = options.config;
+  config.protocol.framing = *parseFraming(raw.framing);
+  if (raw.unit.empty()) {
+    auto grapheme = parseUnit("grapheme");
+    bool chunk = config.protocol.framing == Framing::kChunk;
+    config.protocol.unit = !chunk && grapheme ? *grapheme : Unit::kByte;
+  } else {
+    config.protocol.unit = *parseUnit(raw.unit);
+  }
+  if (config.protocol.framing == Framing::kChunk && config.protocol.unit != Unit::kByte) {
+    return {2, "--unit " + raw.unit +
+                   " needs --framing line or length: in chunk framing a read can end inside a "
+                   "character, so only --unit byte is possible"};
+  }
+  config.backend = *parseBackend(raw.backend);
+  config.replySend = *parseReplySend(raw.replySend);
+  config.proxyProtocol = *parseProxyMode(raw.proxyProtocol);
+  config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(raw.drainSeconds * 1000));
+  config.timeRequests = !options.metricsListen.empty();
+  return {};
+}
+
+}  // namespace
+
+ParseOutcome parseCommandLine(int argc, const char* const* argv, ReverbdOptions& options) {
+  RawFlags raw;
+  CLI::App app("reverbd: a TCP server that reverses what clients send it.", "reverbd");
+  addFlags(app, options, raw);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {  // --help, --version
+      std::ostringstream out;
+      std::ostringstream err;
+      return {app.exit(e, out, err), out.str()};
+    }
+    return {2, std::string(e.what()) + " (see reverbd --help)"};
+  }
+  options.configFile = app.get_config_ptr()->as<std::string>();
+  if (options.listBackends) return {};
+  return finish(raw, options);
+}
+
+Result<std::string> configLogLevel(const std::string& path) {
+  std::string level = "info";
+  try {
+    for (const CLI::ConfigItem& item : CLI::ConfigTOML().from_file(path)) {
+      if (item.parents.empty() && item.name == "log-level" && item.inputs.size() == 1) {
+        level = item.inputs.front();
+      }
+    }
+  } catch (const CLI::Error& e) {
+    return makeError(std::errc::invalid_argument, e.what());
+  }
+  return level;
+}
+
+}  // namespace reverb
