@@ -17,71 +17,18 @@
 #include <vector>
 
 #include "base/hex.h"
+#include "proto/reference_reverse.h"
 #include "proto/reverse_kernels.h"
 
 namespace reverb {
 namespace {
 
 using namespace std::string_literals;
+using testing::isValidUtf8;
+using testing::referenceReversed;
 
 // Every byte as hex, so that a failed comparison shows where two byte strings differ.
 std::string hex(std::string_view s) { return hexPreview(s, s.size()); }
-
-bool isValidUtf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  size_t i = 0;
-  while (i < s.size()) {
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t len =
-        utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (len <= 0) return false;
-    i += static_cast<size_t>(len);
-  }
-  return true;
-}
-
-// Reference segmentation with no fast path: decode every unit with utf8proc, ask utf8proc about
-// every pair of code points, make each ill-formed byte a unit of its own. Returns where each unit
-// starts, then s.size().
-std::vector<size_t> referenceUnitStarts(Unit unit, std::string_view s) {
-  std::vector<size_t> starts;
-  const auto* p = reinterpret_cast<const utf8proc_uint8_t*>(s.data());
-  utf8proc_int32_t last = -1;
-  utf8proc_int32_t state = 0;
-  size_t i = 0;
-  while (i < s.size()) {
-    utf8proc_int32_t cp;
-    utf8proc_ssize_t len =
-        utf8proc_iterate(p + i, static_cast<utf8proc_ssize_t>(s.size() - i), &cp);
-    if (unit == Unit::kByte || len <= 0) {
-      starts.push_back(i);
-      last = -1;
-      state = 0;
-      ++i;
-      continue;
-    }
-    bool join =
-        unit == Unit::kGrapheme && last >= 0 && !utf8proc_grapheme_break_stateful(last, cp, &state);
-    if (!join) {
-      starts.push_back(i);
-      state = 0;
-    }
-    last = cp;
-    i += static_cast<size_t>(len);
-  }
-  starts.push_back(s.size());
-  return starts;
-}
-
-std::string referenceReversed(Unit unit, std::string_view s) {
-  std::vector<size_t> starts = referenceUnitStarts(unit, s);
-  std::string out(s.size(), '\0');
-  for (size_t u = 0; u + 1 < starts.size(); ++u) {
-    size_t len = starts[u + 1] - starts[u];
-    std::memcpy(out.data() + s.size() - starts[u + 1], s.data() + starts[u], len);
-  }
-  return out;
-}
 
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_ignore_thread_begin();
