@@ -62,8 +62,10 @@ Frame Framer::nextLine(std::string_view in, bool eof) noexcept {
   }
   if (lf == nullptr) {
     scanned_ = window;
+    // One byte over the limit may still be the CR of a CR LF to come; not at EOF, where every byte
+    // is content (a lone last CR too).
     bool longerThanAllowed = in.size() > limits_.maxLine + 1 ||
-                             (in.size() == limits_.maxLine + 1 && in.back() != '\r');
+                             (in.size() == limits_.maxLine + 1 && (eof || in.back() != '\r'));
     if (longerThanAllowed) {
       scanned_ = 0;
       return {Frame::Status::kTooLong, {}, {}, 0};

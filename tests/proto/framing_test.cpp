@@ -130,6 +130,21 @@ TEST(FramerTest, PartialLengthFrameAtEofIsNotAMessage) {
   EXPECT_FALSE(parsed.tooLong);
 }
 
+// Found by fuzz_framing (its input is tests/fuzz/corpus/framing/regress-eof-cr-over-limit): at
+// EOF every byte of a last line without LF is content, a trailing CR too, so "c" CR with
+// --max-line 1 is 2 bytes of content, over the limit. The framer let it through, as if the CR were
+// the first half of a CR LF still to come.
+TEST(FramerRegressionTest, LastLineAtEofCountsItsCrAgainstTheLimit) {
+  FrameLimits limits{.maxLine = 1, .maxFrame = 16};
+  EXPECT_TRUE(feed(Framing::kLine, limits, "c\r", {}).tooLong);
+  EXPECT_FALSE(feed(Framing::kLine, limits, "c\r", {}, /*eofAtEnd=*/false).tooLong);
+  EXPECT_EQ(feed(Framing::kLine, limits, "c\r\n", {}).messages, std::vector<std::string>{"c|\r\n"});
+  // The same framer, first before the EOF (a CR LF may follow), then at it.
+  Framer framer(Framing::kLine, limits);
+  EXPECT_EQ(framer.next("c\r", false).status, Frame::Status::kNeedMore);
+  EXPECT_EQ(framer.next("c\r", true).status, Frame::Status::kTooLong);
+}
+
 TEST(ReplyTest, RepliesHaveTheProtocolsShape) {
   EXPECT_EQ(expectedReply(Framing::kChunk, Unit::kByte, "Go Coding Ninjas."), ".sajniN gnidoC oG");
   EXPECT_EQ(expectedReply(Framing::kLine, Unit::kByte, "abc"), "cba\n");
