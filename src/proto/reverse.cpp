@@ -94,7 +94,8 @@ class BoundClasses {
   }
   int of(int32_t cp) const noexcept {
     if (cp < 0x10000) return bmp_[cp];
-    if (cp - kEmojiBase < 0x1000) return emoji_[cp - kEmojiBase];
+    // Both bounds: below the emoji block, cp - kEmojiBase is negative and would index bmp_.
+    if (cp >= kEmojiBase && cp < kEmojiBase + 0x1000) return emoji_[cp - kEmojiBase];
     return lookUp(cp);
   }
 

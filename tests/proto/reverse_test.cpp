@@ -449,5 +449,24 @@ TEST(GraphemeBreakTest, EveryLineOfUnicodeTestDataReversesByCluster) {
   EXPECT_GE(lines, 600u);
 }
 
+// Found by fuzz_reverse (its input is tests/fuzz/corpus/reverse/regress-smp-spacing-mark): the
+// table of cluster-break classes looked every code point from U+10000 to U+1EFFF up at a negative
+// index of its emoji part, that is in its BMP part, so U+11347 GRANTHA VOWEL SIGN EE (a
+// SpacingMark: no break before it, GB9a) was cut from the "_" it belongs to.
+TEST(GraphemeRegressionTest, SupplementaryCodePointsHaveTheirOwnClass) {
+  const std::string found = "\x00\xff\xff\x5f\xf0\x91\x8d\x87\x00\x1a\x8b\x41\x00"s;
+  EXPECT_EQ(hex(reversed(Unit::kGrapheme, found)), hex(referenceReversed(Unit::kGrapheme, found)));
+  EXPECT_EQ(reversed(Unit::kGrapheme, "a_\U00011347b"), "b_\U00011347a");
+  // Every code point of planes 1 (where the table has a part for the emoji block) between two
+  // ASCII letters: a wrong class for any of them changes where the clusters end.
+  for (char32_t cp = 0x10000; cp < 0x20000; ++cp) {
+    std::string in = "a";
+    appendUtf8(in, cp);
+    in += 'b';
+    ASSERT_EQ(hex(reversed(Unit::kGrapheme, in)), hex(referenceReversed(Unit::kGrapheme, in)))
+        << "U+" << std::hex << static_cast<uint32_t>(cp);
+  }
+}
+
 }  // namespace
 }  // namespace reverb
