@@ -29,6 +29,22 @@ CLI::Validator namedBy(Parse parse, std::string what) {
       what);
 }
 
+// A number of seconds in [min, max]. Not CLI::Range, which lets NaN through: it rejects a value
+// below min or above max, and NaN is neither ("drain-timeout = nan" in a config file became
+// undefined behaviour when converted to milliseconds; found by tests/fuzz/fuzz_config).
+CLI::Validator secondsBetween(double min, double max) {
+  std::ostringstream description;
+  description << CLI::detail::type_name<double>() << " in [" << min << " - " << max << "]";
+  return CLI::Validator(
+      [min, max](std::string& input) -> std::string {
+        double value = 0;
+        if (CLI::detail::lexical_cast(input, value) && value >= min && value <= max) return {};
+        return "Value " + input + " not in range " + std::to_string(min) + " to " +
+               std::to_string(max);
+      },
+      description.str());
+}
+
 // "auto (the first available of: epoll) or one of: epoll", from the backend registry. Computed
 // once: availableBackends() probes the kernel, and the fuzzer builds the flags thousands of times.
 const std::string& backendHelp() {
@@ -125,7 +141,7 @@ void addFlags(CLI::App& app, ReverbdOptions& options, RawFlags& raw) {
   app.add_option("--drain-timeout", raw.drainSeconds,
                  "Seconds a SIGTERM drain may take before the rest is force-closed")
       ->capture_default_str()
-      ->check(CLI::Range(0.0, 86400.0));
+      ->check(secondsBetween(0.0, 86400.0));
 }
 
 // The checks that need more than one flag, and the names turned into the server's types.

@@ -110,5 +110,24 @@ TEST(OptionsTest, HelpAndVersionExitZeroWithTheirText) {
   EXPECT_NE(version.text.find(REVERB_VERSION), std::string::npos) << version.text;
 }
 
+// Found with tests/fuzz/fuzz_config (its input is tests/fuzz/corpus/config/regress-nan-drain-
+// timeout): CLI::Range lets NaN through, and "drain-timeout = nan" became undefined behaviour
+// (UBSan: nan is outside the range of long long) and a drain timeout of -2^63 ms.
+TEST(OptionsRegressionTest, NotANumberIsNotADrainTimeout) {
+  for (const char* value : {"nan", "-nan", "NaN", "inf", "-1", "86400.5"}) {
+    ReverbdOptions o;
+    ParseOutcome outcome = parseConfig(std::string("drain-timeout = ") + value + "\n", o);
+    EXPECT_EQ(outcome.exitCode, 2) << value;
+    EXPECT_NE(outcome.text.find("--drain-timeout"), std::string::npos) << outcome.text;
+    ReverbdOptions flag;
+    outcome = parse({"--drain-timeout", value}, flag);
+    EXPECT_EQ(outcome.exitCode, 2) << value;
+  }
+  ReverbdOptions o;
+  const ParseOutcome edge = parse({"--drain-timeout", "86400"}, o);
+  ASSERT_EQ(edge.exitCode, -1) << edge.text;
+  EXPECT_EQ(o.config.drainTimeout, std::chrono::seconds(86400));
+}
+
 }  // namespace
 }  // namespace reverb
