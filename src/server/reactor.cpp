@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 
 #include "server/log_limit.h"
@@ -21,6 +22,32 @@ constexpr std::chrono::milliseconds kAcceptBackoff{100};
 constexpr std::chrono::seconds kLingerTimeout{2};
 // Connections accepted from each listener's backlog when a drain starts (the default backlog).
 constexpr int kDrainAcceptLimit = 4096;
+
+#ifdef REVERB_TEST_SEAMS
+// Test seam, compiled only into tests/fault's reverbd-test-seams (meson defines the macro for that
+// one build of this file): REVERB_FAULT_QUEUE_PUSH_EVERY=N makes every Nth job-queue push (one bulk
+// push per poll round) fail as a push that runs out of memory would, at most
+// REVERB_FAULT_QUEUE_PUSH_LIMIT times. Loop thread only.
+bool pushFails() noexcept {
+  static const long every = [] {
+    const char* v = std::getenv("REVERB_FAULT_QUEUE_PUSH_EVERY");
+    return v != nullptr ? std::atol(v) : 0L;
+  }();
+  static const long limit = [] {
+    const char* v = std::getenv("REVERB_FAULT_QUEUE_PUSH_LIMIT");
+    return v != nullptr ? std::atol(v) : -1L;
+  }();
+  static long pushes = 0;
+  static long failures = 0;
+  if (every <= 0 || ++pushes % every != 0 || (limit >= 0 && failures >= limit)) return false;
+  ++failures;
+  return true;
+}
+#else
+constexpr bool pushFails() noexcept {
+  return false;
+}
+#endif
 
 }  // namespace
 
@@ -123,7 +150,7 @@ void Reactor::schedule(Connection& c) noexcept {
 
 void Reactor::dispatchReady() noexcept {
   if (ready_.empty()) return;
-  if (!queue_.pushBulk(producer_, ready_.data(), ready_.size())) {
+  if (pushFails() || !queue_.pushBulk(producer_, ready_.data(), ready_.size())) {
     // Out of memory for the queue: these connections cannot be served. Each is closed from the
     // request list, after this round, like any other close a strand asks for.
     for (ConnectionPtr& c : ready_) {

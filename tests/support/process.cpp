@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <utility>
 
 namespace reverb::testing {
@@ -51,7 +52,8 @@ struct ChildFailure {
 }
 
 // Child side, between fork and exec: async-signal-safe calls only, no allocation.
-[[noreturn]] void runChild(const int stdio[3], int report, long fileLimit, char* const argv[]) {
+[[noreturn]] void runChild(const int stdio[3], int report, long fileLimit, char* const argv[],
+                           char* const envp[]) {
   for (int target = 0; target < 3; ++target) {
     // dup2 of an fd onto itself keeps its close-on-exec flag, so clear it by hand.
     if (stdio[target] == target ? ::fcntl(target, F_SETFD, 0) != 0
@@ -73,7 +75,7 @@ struct ChildFailure {
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);
-  ::execv(argv[0], argv);
+  ::execve(argv[0], argv, envp);
   failInChild(report, Stage::kExec);
 }
 
@@ -105,6 +107,19 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
   std::vector<char*> argv;
   for (std::string& arg : storage) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // Our environment with options.env's entries in place of those of the same name; built before
+  // fork, since the child may not allocate.
+  std::vector<std::string> environment = options.env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('=') + 1);
+    bool replaced = false;
+    for (const std::string& mine : options.env) replaced = replaced || mine.rfind(name, 0) == 0;
+    if (!replaced) environment.emplace_back(entry);
+  }
+  std::vector<char*> envp;
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
 
   // Tests never feed a child's stdin; one that read the terminal would hang.
   UniqueFd devNull(::open("/dev/null", O_RDONLY | O_CLOEXEC));
@@ -119,7 +134,7 @@ Result<ChildProcess> ChildProcess::spawn(const SpawnOptions& options) {
 
   pid_t pid = ::fork();
   if (pid < 0) return errnoError("fork for " + options.path);
-  if (pid == 0) runChild(stdio, report->second.get(), options.fileLimit, argv.data());
+  if (pid == 0) runChild(stdio, report->second.get(), options.fileLimit, argv.data(), envp.data());
 
   // The child is ours and unreaped, so its PID cannot be recycled before pidfd_open.
   // The raw system call: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.

@@ -19,6 +19,8 @@ struct SpawnOptions {
   std::string path;               // run as is: no PATH search; also the child's argv[0]
   std::vector<std::string> args;  // argv[1..]
   long fileLimit = 0;             // > 0: RLIMIT_NOFILE (soft and hard) of the child, set before exec
+  // "NAME=VALUE" entries set in the child's environment; the rest is inherited.
+  std::vector<std::string> env = {};
 };
 
 // How a child ended.
@@ -30,8 +32,9 @@ struct ExitStatus {
   int shellCode() const noexcept { return signal != 0 ? 128 + signal : code; }
 };
 
-// ChildProcess: one child, started with fork/exec, cwd and environment inherited, stdin
-// /dev/null, stdout and stderr each a pipe whose read end this object owns until taken.
+// ChildProcess: one child, started with fork/exec, cwd and environment inherited (plus
+// SpawnOptions::env), stdin /dev/null, stdout and stderr each a pipe whose read end this object
+// owns until taken.
 // Owns the child by PID: the destructor kills (SIGKILL) and reaps a child that is still running.
 // Only wait()/kill()/the destructor reap, and nothing signals a reaped child, so a signal can
 // never reach a recycled PID. Threading: any one thread at a time; spawn() is thread-safe.

@@ -23,7 +23,7 @@ std::unique_ptr<ServerProcess> ServerProcess::start(Options options) {
     ADD_FAILURE() << "REVERBD is not set: run this test through meson test";
     return nullptr;
   }
-  SpawnOptions spawn{path, {}, options.fileLimit};
+  SpawnOptions spawn{path, {}, options.fileLimit, options.env};
   bool hasListen = std::find(options.args.begin(), options.args.end(), "--listen") !=
                    options.args.end();
   if (!hasListen && options.addListen) spawn.args = {"--listen", "127.0.0.1:0"};

@@ -27,6 +27,7 @@ class ServerProcess {
     long fileLimit = 0;             // > 0: RLIMIT_NOFILE (soft and hard) of the child
     bool waitReady = true;
     bool addListen = true;          // false: run with reverbd's default addresses
+    std::vector<std::string> env = {};  // "NAME=VALUE" entries for reverbd's environment
   };
 
   // Starts $REVERBD and waits up to 20 s for its ready line. Returns null (with a gtest failure
