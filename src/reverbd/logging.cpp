@@ -9,10 +9,11 @@
 #include <spdlog/spdlog.h>
 #include <time.h>
 
-#include <condition_variable>
 #include <iterator>
 #include <memory>
 #include <mutex>
+
+#include "base/mutex.h"
 
 namespace reverb {
 namespace {
@@ -72,30 +73,31 @@ class JsonFormatter final : public spdlog::formatter {
 class FlushMarkerSink final : public spdlog::sinks::base_sink<std::mutex> {
  public:
   // Thread-safe.
-  uint64_t flushes() {
-    std::lock_guard lock(doneMu_);
+  uint64_t flushes() REVERB_EXCLUDES(doneMu_) {
+    MutexLock lock(doneMu_);
     return flushes_;
   }
   // Thread-safe: waits until flushes() > `seen`, at most `timeout`.
-  bool waitPast(uint64_t seen, std::chrono::milliseconds timeout) {
-    std::unique_lock lock(doneMu_);
-    return done_.wait_for(lock, timeout, [&] { return flushes_ > seen; });
+  bool waitPast(uint64_t seen, std::chrono::milliseconds timeout) REVERB_EXCLUDES(doneMu_) {
+    MutexLock lock(doneMu_);
+    return done_.waitFor(doneMu_, timeout,
+                         [&]() REVERB_REQUIRES(doneMu_) { return flushes_ > seen; });
   }
 
  protected:
   void sink_it_(const spdlog::details::log_msg&) override {}
   void flush_() override {
     {
-      std::lock_guard lock(doneMu_);
+      MutexLock lock(doneMu_);
       ++flushes_;
     }
-    done_.notify_all();
+    done_.notifyAll();
   }
 
  private:
-  std::mutex doneMu_;
-  std::condition_variable done_;
-  uint64_t flushes_ = 0;  // guarded by doneMu_
+  Mutex doneMu_;
+  CondVar done_;
+  uint64_t flushes_ REVERB_GUARDED_BY(doneMu_) = 0;
 };
 
 // Set by setUpLogging and cleared by finishLogging, both on main's thread; read in between by any

@@ -61,10 +61,10 @@ Watchdog::Watchdog(std::function<uint64_t()> rounds, std::function<void()> nudge
 Watchdog::~Watchdog() {
   if (!thread_.joinable()) return;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(mu_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.notifyAll();
   thread_.join();
 }
 
@@ -73,8 +73,8 @@ void Watchdog::run(std::function<uint64_t()> rounds, std::function<void()> nudge
   uint64_t seen = rounds();
   notifyServiceManager("WATCHDOG=1");
   nudge();
-  std::unique_lock lock(mu_);
-  while (!wake_.wait_for(lock, period_, [this] { return stop_; })) {
+  MutexLock lock(mu_);
+  while (!wake_.waitFor(mu_, period_, [this]() REVERB_REQUIRES(mu_) { return stop_; })) {
     const uint64_t now = rounds();
     if (now != seen) {
       notifyServiceManager("WATCHDOG=1");

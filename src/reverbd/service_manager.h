@@ -12,14 +12,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/result.h"
 
 namespace reverb {
@@ -53,12 +52,12 @@ class Watchdog {
   std::chrono::microseconds period() const noexcept { return period_; }
 
  private:
-  void run(std::function<uint64_t()> rounds, std::function<void()> nudge);
+  void run(std::function<uint64_t()> rounds, std::function<void()> nudge) REVERB_EXCLUDES(mu_);
 
   std::chrono::microseconds period_{0};
-  std::mutex mu_;
-  std::condition_variable wake_;
-  bool stop_ = false;  // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  bool stop_ REVERB_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -5,7 +5,7 @@
 namespace reverb {
 
 LogLimiter::Verdict LogLimiter::check(Clock::time_point now) noexcept {
-  std::lock_guard lock(mu_);
+  MutexLock lock(mu_);
   if (!started_ || now - windowStart_ >= interval_) {
     started_ = true;
     windowStart_ = now;

@@ -16,8 +16,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
+
+#include "base/mutex.h"
 
 namespace reverb {
 
@@ -38,7 +39,7 @@ class LogLimiter {
   LogLimiter& operator=(const LogLimiter&) = delete;
 
   // Thread-safe. Decides about one line at `now`.
-  Verdict check(Clock::time_point now = Clock::now()) noexcept;
+  Verdict check(Clock::time_point now = Clock::now()) noexcept REVERB_EXCLUDES(mu_);
 
   // " (... N more in the last S s)" when v suppressed lines, else "": for the end of the line.
   static std::string more(const Verdict& v);
@@ -52,12 +53,12 @@ class LogLimiter {
   const std::chrono::seconds interval_;
   const uint32_t burst_;
 
-  std::mutex mu_;
-  bool started_ = false;           // guarded by mu_
-  Clock::time_point windowStart_;  // guarded by mu_
-  uint32_t written_ = 0;           // guarded by mu_: lines written in this window
-  uint64_t held_ = 0;              // guarded by mu_: lines suppressed since the last one written
-  Clock::time_point heldSince_;    // guarded by mu_: the window the first of them fell in
+  Mutex mu_;
+  bool started_ REVERB_GUARDED_BY(mu_) = false;
+  Clock::time_point windowStart_ REVERB_GUARDED_BY(mu_);
+  uint32_t written_ REVERB_GUARDED_BY(mu_) = 0;  // lines written in this window
+  uint64_t held_ REVERB_GUARDED_BY(mu_) = 0;     // lines suppressed since the last one written
+  Clock::time_point heldSince_ REVERB_GUARDED_BY(mu_);  // the window the first of them fell in
 
   static inline std::atomic<uint64_t> suppressedTotal_{0};
 };

@@ -9,7 +9,7 @@ IntervalLog::IntervalLog(int threads, int64_t intervalNanos)
     : threads_(threads), intervalNanos_(std::max<int64_t>(intervalNanos, 1)) {}
 
 void IntervalLog::add(size_t index, const IntervalShare& share, const Histogram* latency) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   Pending& p = pending_[index];
   p.sum.requests += share.requests;
   p.sum.errors += share.errors;
@@ -28,7 +28,7 @@ void IntervalLog::add(size_t index, const IntervalShare& share, const Histogram*
 }
 
 void IntervalLog::retire(size_t lastIndex, bool handedAny) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   retiredAfter_.push_back(handedAny ? static_cast<long long>(lastIndex) : -1);
   for (auto it = pending_.begin(); it != pending_.end();) {
     if (it->second.handedIn + retiredBefore(it->first) >= threads_) {
@@ -61,7 +61,7 @@ void IntervalLog::complete(size_t index, Pending& p) {
 }
 
 std::vector<IntervalFigures> IntervalLog::finish(double windowSeconds) {
-  std::lock_guard<std::mutex> lock(mutex_);
+  MutexLock lock(mutex_);
   for (auto& [index, p] : pending_) complete(index, p);
   pending_.clear();
   const double length = static_cast<double>(intervalNanos_) / 1e9;

@@ -14,9 +14,9 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "base/mutex.h"
 #include "load/histogram.h"
 
 namespace reverb::load {
@@ -71,17 +71,18 @@ class IntervalLog {
   };
 
   // Reduces a pending interval to its figures. Caller holds mutex_.
-  void complete(size_t index, Pending& pending);
+  void complete(size_t index, Pending& pending) REVERB_REQUIRES(mutex_);
   // Workers no longer expected for `index` (retired before it). Caller holds mutex_.
-  int retiredBefore(size_t index) const;
+  int retiredBefore(size_t index) const REVERB_REQUIRES(mutex_);
 
   const int threads_;
   const int64_t intervalNanos_;
-  std::mutex mutex_;
-  std::map<size_t, Pending> pending_;       // guarded by mutex_
-  std::map<size_t, IntervalFigures> done_;  // guarded by mutex_; start and seconds set by finish()
-  std::vector<long long>
-      retiredAfter_;  // guarded by mutex_: last index of each retired worker (-1: none)
+  mutable Mutex mutex_;
+  std::map<size_t, Pending> pending_ REVERB_GUARDED_BY(mutex_);
+  // Start and seconds set by finish().
+  std::map<size_t, IntervalFigures> done_ REVERB_GUARDED_BY(mutex_);
+  // The last index of each retired worker (-1: none).
+  std::vector<long long> retiredAfter_ REVERB_GUARDED_BY(mutex_);
 };
 
 }  // namespace reverb::load
