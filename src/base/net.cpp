@@ -5,8 +5,10 @@
 #include <netinet/tcp.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <string>
 
 namespace reverb {
 
@@ -35,8 +37,7 @@ std::string SocketAddress::toString() const {
 
 Result<SocketAddress> parseAddress(std::string_view text) {
   auto invalid = [&](const char* why) {
-    return makeError(std::errc::invalid_argument,
-                     "address '" + std::string(text) + "': " + why);
+    return makeError(std::errc::invalid_argument, "address '" + std::string(text) + "': " + why);
   };
   std::string_view host;
   std::string_view portText;
@@ -143,6 +144,25 @@ Result<UniqueFd> connectTo(const SocketAddress& address) {
 void setNoDelay(int fd) noexcept {
   int one = 1;
   (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Result<void> setKeepAlive(int fd, int idleSeconds) {
+  const int one = 1;
+  const int interval = std::max(1, idleSeconds / 3);
+  const int probes = 3;
+  if (::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one) != 0) {
+    return errnoError("SO_KEEPALIVE");
+  }
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idleSeconds, sizeof idleSeconds) != 0) {
+    return errnoError("TCP_KEEPIDLE " + std::to_string(idleSeconds));
+  }
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0) {
+    return errnoError("TCP_KEEPINTVL");
+  }
+  if (::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &probes, sizeof probes) != 0) {
+    return errnoError("TCP_KEEPCNT");
+  }
+  return {};
 }
 
 long raiseFileLimit() noexcept {

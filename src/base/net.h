@@ -1,5 +1,6 @@
 // Socket helpers shared by the server, the load generator and the tests: an owning fd, addresses
-// ("HOST:PORT", "[v6]:PORT") and listening sockets. Every function is thread-safe (no shared state).
+// ("HOST:PORT", "[v6]:PORT") and listening sockets. Every function is thread-safe (no shared
+// state).
 #pragma once
 
 #include <netinet/in.h>
@@ -78,6 +79,12 @@ Result<UniqueFd> connectTo(const SocketAddress& address);
 
 // Sets TCP_NODELAY. Failure is harmless and ignored: the connection still works, only slower.
 void setNoDelay(int fd) noexcept;
+
+// TCP keepalive as Redis sets it: SO_KEEPALIVE, the first probe after `idleSeconds` of silence
+// (TCP_KEEPIDLE), then one every idleSeconds / 3 (TCP_KEEPINTVL, at least 1), and the peer is
+// declared dead after 3 unanswered probes (TCP_KEEPCNT). Set on a listener, it is inherited by
+// every socket accept() returns. Fails with the setsockopt that failed.
+Result<void> setKeepAlive(int fd, int idleSeconds);
 
 // Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 long raiseFileLimit() noexcept;

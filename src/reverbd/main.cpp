@@ -6,7 +6,10 @@
 //                auto|io_uring|epoll]
 //                [--reply-send auto|io_uring|send] [--proxy-protocol off|v1|v2|any] [--reuseport]
 //                [--log-level LEVEL] [--log-format text|json] [--log-queue LINES]
-//                [--metrics-listen HOST:PORT] [--drain-timeout SECONDS] [--config FILE] [--version]
+//                [--metrics-listen HOST:PORT] [--drain-timeout SECONDS] [--max-connections N]
+//                [--idle-timeout SECONDS] [--request-timeout SECONDS] [--tcp-keepalive SECONDS]
+//                [--max-buffered BYTES] [--output-hard-limit BYTES] [--output-soft-limit BYTES]
+//                [--output-soft-seconds SECONDS] [--config FILE] [--version]
 //        reverbd --list-backends
 //
 // With no arguments it listens on port 2002 on every interface (IPv4 and IPv6), in chunk framing;
@@ -17,7 +20,8 @@
 // address). SIGINT/SIGTERM drain: stop accepting, answer every request already received, close,
 // exit 0; a second signal exits at once with status 1. SIGHUP re-reads the log level (see
 // reloadLogLevel). SIGPIPE, SIGUSR1 and SIGUSR2 are ignored. Exit status: 0 after a drain, 1 when
-// start-up fails or the event loop meets an impossible error, 2 for bad usage.
+// start-up fails or the event loop meets an impossible error, 2 for bad usage (a bad value, an
+// unknown flag, an unknown key in the config file, limits that cannot work together).
 //
 // --list-backends prints one line per I/O backend this build has, in preference order, to stdout,
 // and exits 0: "NAME: available" or "NAME: unavailable (REASON)". Scripts (the benchmark harness)
@@ -26,6 +30,7 @@
 // The flags and the config file are parsed in options.cpp, which the config fuzzer shares.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <malloc.h>
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
@@ -249,12 +254,22 @@ int main(int argc, char** argv) {
         "READY=1 will be sent (meson -Dsystemd=enabled)");
   }
 
+  // Connection buffers above 256 KiB (a connection under back-pressure holds up to its
+  // high-water mark) get their own mappings, returned to the kernel when freed. glibc would
+  // otherwise raise this threshold after the first such free and carve the next ones out of its
+  // heaps, where a burst leaves them fragmented and held (issue 11 measured 486 of a 916 MiB peak
+  // still held after the clients had gone). Setting it fixes the threshold. Smaller buffers,
+  // which the request path reuses, stay on the heaps (no system call per request).
+  ::mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+
   long files = reverb::raiseFileLimit();
 
   auto server = reverb::Server::create(config);
   if (!server) {
     std::fprintf(stderr, "reverbd: %s\n", server.error().message().c_str());
-    exitAfterLogs(1);
+    // Addresses were checked while parsing; invalid_argument here is a limit that cannot work
+    // with the other flags: bad usage, not a start-up failure.
+    exitAfterLogs(server.error().code == std::errc::invalid_argument ? 2 : 1);
   }
   std::unique_ptr<reverb::MetricsEndpoint> metrics;
   if (!options.metricsListen.empty()) {
@@ -262,7 +277,14 @@ int main(int argc, char** argv) {
     auto started = reverb::MetricsEndpoint::start(
         *reverb::parseAddress(options.metricsListen),
         {[s] { return renderMetrics(*s); },
-         [s] { return s->draining() ? std::string("draining") : std::string(); }});
+         [s] {
+           // Not ready while a new connection would not be served: a drain, --max-connections
+           // reached, or accepting paused because the process is out of fds.
+           if (s->draining()) return std::string("draining");
+           if (!s->accepting())
+             return std::string("not accepting (at --max-connections or out of fds)");
+           return std::string();
+         }});
     if (!started) {
       std::fprintf(stderr, "reverbd: %s\n", started.error().message().c_str());
       exitAfterLogs(1);
@@ -286,12 +308,30 @@ int main(int argc, char** argv) {
   if (metrics) extra += " metrics=" + metrics->address().toString();
   // Printed whatever the log level: tests and scripts wait for this line.
   std::fprintf(
-      stderr, "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
+      stderr,
+      "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
       listening.c_str(), std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
       std::string(reverb::toString(config.protocol.framing)).c_str(),
       std::string(reverb::toString(config.protocol.unit)).c_str(),
       std::string((*server)->replySendName()).c_str(), extra.c_str());
   spdlog::debug("file descriptor limit {}", files);
+  if (config.limits.maxConnections != 0 && files > 0 &&
+      config.limits.maxConnections + reverb::ServerLimits::kFdReserve >
+          static_cast<size_t>(files)) {
+    spdlog::warn(
+        "--max-connections {} needs {} file descriptors with the reserve, but the limit is {}: "
+        "accepting will pause at the fd limit before the cap (raise LimitNOFILE / ulimit -n)",
+        config.limits.maxConnections,
+        config.limits.maxConnections + reverb::ServerLimits::kFdReserve, files);
+  }
+  {
+    const reverb::ServerLimits& l = (*server)->config().limits;
+    spdlog::info(
+        "limits: max-connections {}, idle-timeout {} ms, request-timeout {} ms, tcp-keepalive {} "
+        "s, max-buffered {} bytes, output-hard-limit {}, output-soft-limit {} for {} ms",
+        l.maxConnections, l.idleTimeout.count(), l.requestTimeout.count(), l.tcpKeepalive.count(),
+        l.maxBuffered, l.outputHardLimit, l.outputSoftLimit, l.outputSoftTime.count());
+  }
   if (!config.listenFds.empty()) {
     spdlog::info("socket activation: serving {} inherited socket(s)", config.listenFds.size());
   }
@@ -323,11 +363,19 @@ int main(int argc, char** argv) {
   }
   const reverb::ServerStats& s = (*server)->stats();
   using S = reverb::ServerStats;
+  std::string closedBy;
+  for (size_t i = 0; i < reverb::kCloseReasonCount; ++i) {
+    closedBy +=
+        fmt::format("{}{} {}", i == 0 ? "" : ", ",
+                    reverb::toString(static_cast<reverb::CloseReason>(i)), S::get(s.closedBy[i]));
+  }
   spdlog::info(
       "stopped: {} connections, {} requests, {} bytes in, {} bytes out, {} over limit, {} "
-      "truncated, {} resets, {} force-closed",
+      "truncated, {} resets, {} force-closed, {} rejected, {} paused for --max-buffered, {} "
+      "malloc trims; closed by reason: {}",
       S::get(s.accepted), S::get(s.requests), S::get(s.bytesIn), S::get(s.bytesOut),
-      S::get(s.tooLong), S::get(s.truncated), S::get(s.resets), S::get(s.drainForced));
+      S::get(s.tooLong), S::get(s.truncated), S::get(s.resets), S::get(s.drainForced),
+      S::get(s.rejected), S::get(s.budgetPauses), S::get(s.mallocTrims), closedBy);
   if (anyProxy) {
     spdlog::info("PROXY headers: {} accepted, {} connections closed without a valid one",
                  S::get(s.proxyHeaders), S::get(s.proxyRejected));

@@ -4,6 +4,8 @@
 #include <fmt/ranges.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cmath>
 #include <sstream>
 #include <string_view>
 #include <vector>
@@ -65,12 +67,19 @@ struct RawFlags {
   std::string replySend = "auto";
   std::string proxyProtocol = "off";
   double drainSeconds = 5.0;
+  double idleSeconds = 300;
+  double requestSeconds = 30;
+  double softSeconds = 60;
+  int keepaliveSeconds = 300;
 };
 
 void addFlags(CLI::App& app, ReverbdOptions& options, RawFlags& raw) {
   ServerConfig& config = options.config;
   app.set_version_flag("--version", REVERB_VERSION);
   app.set_config("--config", "", "Read options from a TOML file (keys are the long flag names)");
+  // An unknown key in the config file is an error, as an unknown flag is: "wrkers = 3" must not
+  // leave the server running with a default the operator meant to change.
+  app.allow_config_extras(false);
   app.add_option("--listen", config.listen,
                  "HOST:PORT to listen on; repeatable; [::1]:P for IPv6; port 0 picks a free port; "
                  "',proxy=MODE' after it sets --proxy-protocol for that address alone (default: "
@@ -142,6 +151,52 @@ void addFlags(CLI::App& app, ReverbdOptions& options, RawFlags& raw) {
                  "Seconds a SIGTERM drain may take before the rest is force-closed")
       ->capture_default_str()
       ->check(secondsBetween(0.0, 86400.0));
+
+  // Limits (docs/OPERATIONS.md, "Limits"). 0 turns a limit off.
+  ServerLimits& limits = config.limits;
+  constexpr double kYear = 365 * 86400.0;
+  app.add_option("--max-connections", limits.maxConnections,
+                 "Connections served at once; past it a new connection is closed at once (0, the "
+                 "default: RLIMIT_NOFILE minus 64)")
+      ->check(CLI::Range(size_t{0}, size_t{1} << 30));
+  app.add_option("--idle-timeout", raw.idleSeconds,
+                 "Close a connection with no unfinished request and no unsent reply after this "
+                 "many seconds (0: never)")
+      ->capture_default_str()
+      ->check(secondsBetween(0.0, kYear));
+  app.add_option("--request-timeout", raw.requestSeconds,
+                 "Close a connection whose started request, or whose unsent replies, make no "
+                 "progress for this many seconds (0: never)")
+      ->capture_default_str()
+      ->check(secondsBetween(0.0, kYear));
+  app.add_option("--tcp-keepalive", raw.keepaliveSeconds,
+                 "TCP keepalive: first probe after this many idle seconds, then every third of it, "
+                 "3 probes (0: off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 32767));
+  app.add_option("--max-buffered", limits.maxBuffered,
+                 "Bytes every connection together may hold in input and unsent replies; above it, "
+                 "reading pauses on the connections holding 16 KiB or more (0: no limit)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--output-hard-limit", limits.outputHardLimit,
+                 "Reply bytes owed to a client whose socket is full that close it at once (0: no "
+                 "limit; at most the high-water mark, 1 MiB in line framing)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--output-soft-limit", limits.outputSoftLimit,
+                 "Reply bytes owed to a client whose socket is full that close it after "
+                 "--output-soft-seconds above them (0: no limit; at most the high-water mark)")
+      ->capture_default_str()
+      ->transform(CLI::AsSizeValue(false));
+  app.add_option("--output-soft-seconds", raw.softSeconds,
+                 "How long a connection may stay above --output-soft-limit")
+      ->capture_default_str()
+      ->check(secondsBetween(0.0, kYear));
+}
+
+std::chrono::milliseconds toMs(double seconds) {
+  return std::chrono::milliseconds(std::llround(seconds * 1000));
 }
 
 // The checks that need more than one flag, and the names turned into the server's types.
@@ -163,7 +218,11 @@ ParseOutcome finish(const RawFlags& raw, ReverbdOptions& options) {
   config.backend = *parseBackend(raw.backend);
   config.replySend = *parseReplySend(raw.replySend);
   config.proxyProtocol = *parseProxyMode(raw.proxyProtocol);
-  config.drainTimeout = std::chrono::milliseconds(static_cast<long long>(raw.drainSeconds * 1000));
+  config.drainTimeout = toMs(raw.drainSeconds);
+  config.limits.idleTimeout = toMs(raw.idleSeconds);
+  config.limits.requestTimeout = toMs(raw.requestSeconds);
+  config.limits.outputSoftTime = toMs(raw.softSeconds);
+  config.limits.tcpKeepalive = std::chrono::seconds(raw.keepaliveSeconds);
   config.timeRequests = !options.metricsListen.empty();
   return {};
 }
@@ -182,7 +241,13 @@ ParseOutcome parseCommandLine(int argc, const char* const* argv, ReverbdOptions&
       std::ostringstream err;
       return {app.exit(e, out, err), out.str()};
     }
-    return {2, std::string(e.what()) + " (see reverbd --help)"};
+    std::string message = e.what();
+    // CLI11 says "INI was not able to parse KEY" for a config-file key no flag has.
+    constexpr std::string_view kUnknown = "INI was not able to parse ";
+    if (message.rfind(kUnknown, 0) == 0) {
+      message = "unknown key '" + message.substr(kUnknown.size()) + "' in the config file";
+    }
+    return {2, message + " (see reverbd --help)"};
   }
   options.configFile = app.get_config_ptr()->as<std::string>();
   if (options.listBackends) return {};

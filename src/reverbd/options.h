@@ -35,8 +35,9 @@ struct ParseOutcome {
 };
 
 // Parses argv[1, argc), and the TOML file a --config names (same keys as the long flags), into
-// `options`. Never throws: a bad value, an unknown flag or a malformed file is a usage error. An
-// unknown key in the file is ignored (CLI11's default).
+// `options`. Never throws: a bad value, an unknown flag, a malformed file or a key in the file that
+// no flag has is a usage error (the text names the key: "unknown key 'wrkers' in the config
+// file").
 ParseOutcome parseCommandLine(int argc, const char* const* argv, ReverbdOptions& options);
 
 // What the config file at `path` says the log level is now ("info" if it has no log-level key),

@@ -12,9 +12,12 @@
 namespace reverb {
 namespace {
 
-// A buffer that grew past this for a burst is released once it is empty again, so an idle
-// connection holds no large allocation.
+// A buffer that grew past this for a burst is released once it is empty again (or moved into a
+// fitting allocation once it is at most a quarter full), so a connection holds no large
+// allocation after its burst.
 constexpr size_t kKeepIdleCapacity = 64 * 1024;
+// Reply bytes one service() call sends before it yields to the other connections.
+constexpr size_t kServiceQuantum = 256 * 1024;
 
 using State = Connection::State;
 
@@ -107,7 +110,28 @@ Connection::Connection(UniqueFd fd, const ProtocolConfig& protocol, ConnectionOw
       protocol_(protocol),
       owner_(owner),
       stats_(stats),
-      framer_(protocol.framing, protocol.limits) {}
+      idleSince_(steadyMs()),
+      framer_(protocol.framing, protocol.limits) {
+  timer_.owner = this;
+  // Back-pressure bounds what each buffer holds; growth stops near that bound instead of doubling
+  // past it. The inbox and in_ trade storage (service() swaps them), so they share one cap.
+  // in_ is consumed a request at a time and, behind a client that does not read, a little at a
+  // time: it slides its contents forward once a quarter of them is consumed, so the inbox can join
+  // it in place rather than grow a second large buffer.
+  const size_t input = protocol.highWater + 64 * 1024;
+  inbox_.limitGrowth(input, 4);
+  in_.limitGrowth(input, 4);
+  out_.limitGrowth(protocol.outputCap() + protocol.largestRequest());
+}
+
+Connection::~Connection() {
+  // The last reference: no other thread can touch the connection any more.
+  if (state_ != State::kAborted) {
+    stats_.buffered.add(-static_cast<int64_t>(inbox_.size() + strandBytes_));
+  }
+  const size_t capacity = inbox_.capacity() + in_.capacity() + out_.capacity();
+  if (capacity > 0) ServerStats::add(stats_.bufferBytesFreed, capacity);
+}
 
 void Connection::expectProxyHeader(ProxyMode mode) {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
@@ -122,19 +146,88 @@ std::string Connection::peerName() const {
   return peer.toString();
 }
 
-Connection::Delivery Connection::deliver(std::string_view bytes) {
+Connection::Delivery Connection::deliver(std::string_view bytes, int64_t nowMs) {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   Delivery d;
   MutexLock lock(mu_);
   // Lingering: the connection is closing after its replies; what the peer still sends is dropped.
   if (state_ == State::kAborted || state_ == State::kLingering) return d;
+  received_ += bytes.size();
+  // No partial request anywhere: these bytes begin one, and its clock starts. Bytes that add to a
+  // request already begun do not restart it (a client trickling a byte at a time gains nothing).
+  if (requestSince_ == 0 && inbox_.empty() && strandBytes_ == unsent_) requestSince_ = nowMs;
   inbox_.append(bytes);
+  stats_.buffered.add(static_cast<int64_t>(bytes.size()));
   if (!scheduled_) scheduled_ = d.schedule = true;
-  if (inbox_.size() + strandBytes_ >= protocol_.highWater) {
+  d.held = inbox_.size() + strandBytes_;
+  if (d.held >= protocol_.highWater) {
     d.pauseReading = true;
-    if (state_ == State::kOpen) transitionTo(State::kReadPaused);
+    if (state_ == State::kOpen) {
+      transitionTo(State::kReadPaused);
+      resumeBelow_ = protocol_.highWater / 2;
+    }
   }
   return d;
+}
+
+bool Connection::pauseForBudget(size_t resumeBelow) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  MutexLock lock(mu_);
+  if (state_ != State::kOpen) return false;
+  transitionTo(State::kReadPaused);
+  resumeBelow_ = resumeBelow;
+  return true;
+}
+
+size_t Connection::bufferedBytes() const noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  MutexLock lock(mu_);
+  return inbox_.size() + strandBytes_;
+}
+
+CloseReason Connection::settleCloseReason(CloseReason fallback) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  MutexLock lock(mu_);
+  if (!hasReason_) {
+    hasReason_ = true;
+    reason_ = fallback;
+  }
+  return reason_;
+}
+
+Connection::Check Connection::checkDeadlines(int64_t nowMs, const Deadlines& deadlines) noexcept {
+  REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
+  Check check;
+  MutexLock lock(mu_);
+  if (state_ == State::kAborted || state_ == State::kLingering) return check;
+  // True when the clock started at `since` has run out; otherwise notes when it will.
+  auto expired = [&](int64_t since, int64_t timeout) {
+    if (since == 0 || timeout <= 0) return false;
+    if (since + timeout <= nowMs) return true;
+    check.nextMs = std::min(check.nextMs, since + timeout);
+    return false;
+  };
+  const bool inputOpen = state_ == State::kOpen || state_ == State::kReadPaused;
+  if (inputOpen && expired(requestSince_, deadlines.requestMs)) {
+    check.close = CloseReason::kRequestTimeout;
+  } else if (expired(sendSince_, deadlines.requestMs)) {
+    check.close = CloseReason::kRequestTimeout;
+  } else if (expired(softSince_, deadlines.softMs)) {
+    check.close = CloseReason::kOutputLimit;
+  }
+  if (check.close) return check;
+  const bool idle = inputOpen && !scheduled_ && inbox_.empty() && strandBytes_ == 0;
+  if (!idle) return check;
+  if (expired(idleSince_, deadlines.idleMs)) {
+    check.close = CloseReason::kIdle;
+    return check;
+  }
+  // Idle, and no worker holds the strand (scheduled_ is false, under mu_): in_ and out_ are
+  // nobody's until the next delivery, which only this thread makes. Their capacity, and the
+  // inbox's, go back to the allocator; the next request allocates again.
+  check.released = inbox_.shrinkIfIdle(0) + in_.shrinkIfIdle(0) + out_.shrinkIfIdle(0);
+  if (check.released > 0) ServerStats::add(stats_.bufferBytesFreed, check.released);
+  return check;
 }
 
 Connection::Delivery Connection::deliverEof(bool peerClosed) noexcept {
@@ -182,6 +275,12 @@ bool Connection::markWritable() noexcept {
 void Connection::abort(bool shutdownSocket) noexcept {
   REVERB_ASSERT_LOOP_THREAD(owner_.loopThread());
   MutexLock lock(mu_);
+  if (state_ != State::kAborted) {
+    // From now on the connection holds nothing, as far as --max-buffered is concerned; the strand
+    // adds no more (it sees kAborted).
+    stats_.buffered.add(-static_cast<int64_t>(inbox_.size() + strandBytes_));
+    strandBytes_ = unsent_ = 0;
+  }
   transitionTo(State::kAborted);
   inbox_.clear();
   // A worker may be inside send() right now; shutdown, unlike close, cannot let the fd number be
@@ -199,30 +298,40 @@ std::string_view Connection::prepare(ServiceTiming* timing) noexcept {
     }
     skipped_ = false;
     if (progress_ == Progress::kServing) {
+      // The bytes move from the inbox to in_ and stay held: published at once, so the reactor's
+      // back-pressure counts them while this worker parses, not only once it is done. While in_
+      // still holds complete requests (parsing stopped at outputCap()), the inbox joins it only
+      // if in_'s storage can take it as it is; otherwise it waits, rather than make in_ grow
+      // (or be copied whole) behind a client that does not read.
       if (in_.empty()) {
+        strandBytes_ += inbox_.size();
         in_.swap(inbox_);
-      } else {
+      } else if (!parseCapped_ || in_.fits(inbox_.size())) {
+        strandBytes_ += inbox_.size();
         in_.append(inbox_.view());
         inbox_.clear();
         inbox_.shrinkIfIdle(kKeepIdleCapacity);
       }
     } else {
+      stats_.buffered.add(-static_cast<int64_t>(inbox_.size()));
       inbox_.clear();
       inbox_.shrinkIfIdle(kKeepIdleCapacity);
     }
+    published_ = strandBytes_;
+    waiting_ = inbox_.size();
     eof_ = inputEnded(state_);
+    ended_ = eof_ && inbox_.empty();
     peerClosed_ = state_ == State::kPeerClosed;
     if (writable_) {
       writable_ = false;
       watching_ = false;
     }
   }
+  completed_ = 0;
+  parseCapped_ = false;
   if (progress_ == Progress::kServing) {
-    size_t parsed = parseInput(eof_, peerClosed_);
-    if (timing != nullptr && parsed > 0) {
-      if (unsentRequests_ == 0) unsentSince_ = timing->start;
-      unsentRequests_ += parsed;
-    }
+    completed_ = parseInput(ended_, peerClosed_, parseCapped_);
+    noteParsed(completed_, timing);
   }
   return out_.view();
 }
@@ -231,35 +340,69 @@ bool Connection::complete(ssize_t sent, ServiceTiming* timing) noexcept {
   if (skipped_) return false;
   const bool eof = eof_;
   bool alive = true;
+  size_t sentBytes = 0;
   if (sent > 0) {
     out_.consume(static_cast<size_t>(sent));
-    ServerStats::add(stats_.bytesOut, static_cast<size_t>(sent));
+    sentBytes = static_cast<size_t>(sent);
+    ServerStats::add(stats_.bytesOut, sentBytes);
   } else if (sent != kNotSent && sent != -EAGAIN && sent != -EWOULDBLOCK && sent != -EINTR) {
     ServerStats::add(stats_.writeErrors, 1);
     alive = false;
   }
-  if (alive && !out_.empty()) alive = flushOutput();
-  bool peerGone = !alive;
-  if (peerGone) {
+  // Send and parse in turns: parsing stopped once outputCap() bytes of replies waited, and every
+  // send that makes room lets it go on, until the input holds no complete request or the socket
+  // is full. After kServiceQuantum bytes sent the strand yields: it goes back in the queue behind
+  // the other connections, so one client with a megabyte of pipelined requests cannot make every
+  // other client wait for all of it.
+  bool yielded = false;
+  while (alive) {
+    if (!out_.empty()) alive = flushOutput(sentBytes);
+    if (!alive || !parseCapped_ || !out_.empty()) break;  // gone, all parsed, or socket full
+    if (sentBytes >= kServiceQuantum) {
+      yielded = true;
+      break;
+    }
+    parseCapped_ = false;
+    const size_t parsed = parseInput(ended_, peerClosed_, parseCapped_);
+    completed_ += parsed;
+    noteParsed(parsed, timing);
+    if (out_.empty()) break;
+  }
+  std::optional<CloseReason> reason;
+  if (!alive) {
     if (progress_ == Progress::kServing) progressTo(Progress::kFailed);
     out_.clear();
     unsentRequests_ = 0;  // never handed to the kernel: not a service time
+    reason = CloseReason::kReset;
+  }
+  // What the client owes reading while its socket is full: the replies waiting, and the requests
+  // whose replies wait behind them (a reply is as long as its request).
+  const size_t owed = out_.empty() ? 0 : waiting_ + in_.size() + out_.size();
+  if (!reason && protocol_.outputHardLimit != 0 && owed >= protocol_.outputHardLimit &&
+      progress_ != Progress::kFinished) {
+    // A client that does not read its replies: close at once rather than hold them.
+    if (progress_ == Progress::kServing) progressTo(Progress::kFailed);
+    out_.clear();
+    unsentRequests_ = 0;
+    reason = CloseReason::kOutputLimit;
   }
   if (timing != nullptr && unsentRequests_ > 0 && out_.empty()) {
     timing->completed = unsentRequests_;
     timing->since = unsentSince_;
     unsentRequests_ = 0;
   }
-  if (progress_ != Progress::kServing || (eof && in_.empty())) in_.clear();
-  if (out_.empty()) out_.shrinkIfIdle(kKeepIdleCapacity);
-  if (in_.empty()) in_.shrinkIfIdle(kKeepIdleCapacity);
+  if (progress_ != Progress::kServing || (ended_ && in_.empty())) in_.clear();
+  size_t shrunk = 0;
+  shrunk += out_.shrinkToFit(kKeepIdleCapacity);
+  shrunk += in_.shrinkToFit(kKeepIdleCapacity);
+  if (shrunk > 0) ServerStats::add(stats_.bufferBytesFreed, shrunk);
 
   // Decide what the reactor must do next while this worker still owns the strand: once
   // scheduled_ is cleared below, another worker may run service() at any moment.
   ConnectionRequest next{};
   bool hasNext = false;
   if (progress_ != Progress::kFinished) {
-    if (peerGone) {
+    if (reason) {
       progressTo(Progress::kFinished);
       hasNext = true;
       next = ConnectionRequest::kClose;
@@ -274,27 +417,61 @@ bool Connection::complete(ssize_t sent, ServiceTiming* timing) noexcept {
       progressTo(Progress::kFinished);
       hasNext = true;
       next = ConnectionRequest::kClose;
-    } else if (eof) {
+      reason = CloseReason::kProtocolError;
+    } else if (ended_ && !parseCapped_) {
       progressTo(Progress::kFinished);
       hasNext = true;
       next = ConnectionRequest::kClose;
+      reason = peerClosed_ ? CloseReason::kEof : CloseReason::kDrain;
     }
   }
 
+  const int64_t now = steadyMs();  // the vDSO clock: no system call
   bool resume = false;
   bool more = false;
   ConnectionPtr self;  // taken only when something is posted: the common path costs no refcount
   if (hasNext) self = shared_from_this();
   {
     MutexLock lock(mu_);
-    strandBytes_ = in_.size() + out_.size();
-    if (state_ == State::kReadPaused && inbox_.size() + strandBytes_ < protocol_.highWater / 2) {
+    if (state_ != State::kAborted) {
+      const size_t held = in_.size() + out_.size();
+      stats_.buffered.add(static_cast<int64_t>(held) - static_cast<int64_t>(published_));
+      strandBytes_ = held;
+      unsent_ = out_.size();
+    }
+    if (reason && !hasReason_) {
+      hasReason_ = true;
+      reason_ = *reason;
+    }
+    // The deadline clocks (see checkDeadlines): progress restarts them, idleness starts one.
+    if (progress_ != Progress::kServing) {
+      requestSince_ = 0;
+    } else if (completed_ > 0 || in_.empty()) {
+      requestSince_ = !in_.empty() || !inbox_.empty() ? now : 0;
+    } else if (requestSince_ == 0) {
+      requestSince_ = now;
+    }
+    if (out_.empty()) {
+      sendSince_ = softSince_ = 0;
+    } else {
+      if (sentBytes > 0 || sendSince_ == 0) sendSince_ = now;
+      if (protocol_.outputSoftLimit != 0 && owed > protocol_.outputSoftLimit) {
+        if (softSince_ == 0) softSince_ = now;
+      } else {
+        softSince_ = 0;
+      }
+    }
+    if (strandBytes_ == 0 && inbox_.empty()) idleSince_ = now;
+    if (state_ == State::kReadPaused && inbox_.size() + strandBytes_ < resumeBelow_) {
       transitionTo(State::kOpen);
       resume = true;
       if (!self) self = shared_from_this();
     }
-    more = state_ != State::kAborted && ((!inbox_.empty() && progress_ == Progress::kServing) ||
-                                         inputEnded(state_) != eof || writable_);
+    // Input waiting behind a capped parse is not "more": the strand goes on when the socket
+    // takes replies (writable_), not before.
+    more = state_ != State::kAborted &&
+           ((!inbox_.empty() && progress_ == Progress::kServing && !parseCapped_) ||
+            inputEnded(state_) != eof || writable_ || yielded);
     // When nothing more is pending, release the strand. Otherwise keep it: the caller queues the
     // connection again, behind other connections' work.
     if (!more) scheduled_ = false;
@@ -305,10 +482,15 @@ bool Connection::complete(ssize_t sent, ServiceTiming* timing) noexcept {
   return more;
 }
 
-size_t Connection::parseInput(bool eof, bool peerClosed) noexcept {
+size_t Connection::parseInput(bool eof, bool peerClosed, bool& capped) noexcept {
   const Framing framing = protocol_.framing;
+  const size_t cap = protocol_.outputCap();
   size_t requests = 0;
   for (;;) {
+    if (out_.size() >= cap) {
+      capped = true;
+      break;
+    }
     Frame frame = framer_.next(in_.view(), eof && peerClosed);
     if (frame.status == Frame::Status::kNeedMore) break;
     if (frame.status == Frame::Status::kTooLong) {
@@ -341,7 +523,7 @@ size_t Connection::parseInput(bool eof, bool peerClosed) noexcept {
     in_.consume(frame.consumed);
     ++requests;
   }
-  if (eof && !in_.empty() && progress_ == Progress::kServing) {
+  if (eof && !capped && !in_.empty() && progress_ == Progress::kServing) {
     // A request cut short: a length frame at the peer's EOF, or anything unfinished at a drain.
     ServerStats::add(stats_.truncated, 1);
     in_.clear();
@@ -351,7 +533,7 @@ size_t Connection::parseInput(bool eof, bool peerClosed) noexcept {
   return requests;
 }
 
-bool Connection::flushOutput() noexcept {
+bool Connection::flushOutput(size_t& sentTotal) noexcept {
   size_t sent = 0;
   bool alive = true;
   while (!out_.empty()) {
@@ -369,6 +551,7 @@ bool Connection::flushOutput() noexcept {
     break;
   }
   if (sent) ServerStats::add(stats_.bytesOut, sent);
+  sentTotal += sent;
   return alive;
 }
 

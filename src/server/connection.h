@@ -6,7 +6,8 @@
 // Threading: two sides meet under one small mutex.
 //  - Reactor side (loop thread only, checked against the owner's loopThread() where NDEBUG is not
 //    defined): deliver(), deliverEof(), markWritable(), abort(), state(), startLingering(),
-//    lingerDeadline().
+//    lingerDeadline(), pauseForBudget(), checkDeadlines(), settleCloseReason(), bufferedBytes(),
+//    timer().
 //  - Strand side: service(), run by exactly one worker at a time. The `scheduled_` flag makes the
 //    connection a strand: it is in the queue or on a worker at most once, so its requests are
 //    parsed, reversed and written in arrival order by one thread at a time, whatever the number of
@@ -15,10 +16,12 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +33,7 @@
 #include "server/loop_thread.h"
 #include "server/proxy_stage.h"
 #include "server/stats.h"
+#include "server/timer_wheel.h"
 
 namespace reverb {
 
@@ -44,12 +48,39 @@ struct ProtocolConfig {
   // Reading pauses while a connection holds this many bytes of unprocessed input plus unsent
   // output (a client that does not read, or workers that fall behind), and resumes below half.
   size_t highWater = 1 << 20;
+  // Replies owed to a client whose socket is full (it does not read): the replies reverbd holds
+  // beyond what the kernel's socket buffer took, plus the requests received whose replies wait
+  // behind them. Reaching outputHardLimit closes the connection at once; staying above
+  // outputSoftLimit for the reactor's soft-limit time closes it then. 0: no limit. Both must be
+  // at most highWater, which bounds what a connection holds.
+  size_t outputHardLimit = 0;
+  size_t outputSoftLimit = 0;
+
+  // The largest request (and reply) the framing allows, headers and terminators included.
+  size_t largestRequest() const noexcept {
+    return framing == Framing::kLength ? limits.maxFrame + 4 : limits.maxLine + 2;
+  }
+  // The strand parses requests only while its unsent replies are below this, so a client that
+  // does not read holds its backlog as unparsed input (which back-pressure bounds) rather than
+  // as a second copy in replies: 64 KiB (one send's worth on loopback), or half the high-water
+  // mark if that is less.
+  size_t outputCap() const noexcept { return std::min<size_t>(highWater / 2, 64 * 1024); }
 };
+
+// Milliseconds on steady_clock: the unit of every connection deadline. Reads the vDSO clock (no
+// system call).
+inline int64_t steadyMs() noexcept {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 // What a strand asks of the reactor. Handled on the loop thread, in the order posted.
 enum class ConnectionRequest : uint8_t {
   kClose,          // every reply is in the kernel (or the peer is gone, or a protocol error
-                   // stopped the input): the reactor ends the connection without a reset
+                   // stopped the input): the reactor ends the connection without a reset; or
+                   // the output hard limit was reached (settleCloseReason says kOutputLimit):
+                   // the reactor closes it at once
   kWatchWritable,  // a send would block: call markWritable() when the socket can take more
   kResumeReading,  // buffered bytes fell below the low-water mark: read again
 };
@@ -109,6 +140,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
              ServerStats& stats) noexcept;
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
+  // Takes what the connection still holds off ServerStats::buffered (unless abort() did), and
+  // counts its buffers' capacity as given back.
+  ~Connection();
 
   int fd() const noexcept { return fd_.get(); }
   // "127.0.0.1:4242", for log lines: the client a PROXY header named, else the socket's peer.
@@ -136,10 +170,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     bool pauseReading = false;  // stop reading: the high-water mark is reached
     bool closeNow = false;      // EOF on an idle or lingering connection: nothing left to answer,
                                 // close it
+    size_t held = 0;            // bytes the connection holds now, input and output (deliver())
   };
 
-  // Loop thread only: appends received bytes to the inbox; drops them while lingering.
-  Delivery deliver(std::string_view bytes) REVERB_EXCLUDES(mu_);
+  // Loop thread only: appends received bytes to the inbox; drops them while lingering. `nowMs`
+  // (steadyMs()) starts the request clock when these bytes begin a new request.
+  Delivery deliver(std::string_view bytes, int64_t nowMs = steadyMs()) REVERB_EXCLUDES(mu_);
   // Loop thread only: no more input will be read. `peerClosed`: the peer shut down its side, so
   // a last line without LF is a request; otherwise (a drain) an unfinished request is dropped.
   Delivery deliverEof(bool peerClosed) noexcept REVERB_EXCLUDES(mu_);
@@ -163,8 +199,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // connections with one system call (SendRing). prepare() takes the input, parses it and returns
   // the replies waiting to be sent (empty if none); the caller may send a prefix of them and pass
   // complete() what that send returned (bytes, or -errno), or kNotSent. complete() sends the rest
-  // itself and does what service() does after sending; it returns what service() returns. A
-  // `timing` given to prepare() (its start) must be given to complete() too (what completed).
+  // itself (and, when parsing stopped at ProtocolConfig::outputCap(), goes on parsing and sending
+  // while the socket takes the replies, up to 256 KiB, then yields) and does what service() does
+  // after sending; it returns what service() returns. A `timing` given to prepare() (its start)
+  // must be given to complete() too (what completed).
   static constexpr ssize_t kNotSent = 0;
   std::string_view prepare(ServiceTiming* timing = nullptr) noexcept REVERB_EXCLUDES(mu_);
   bool complete(ssize_t sent, ServiceTiming* timing = nullptr) noexcept REVERB_EXCLUDES(mu_);
@@ -177,6 +215,38 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void startLingering(std::chrono::steady_clock::time_point deadline) noexcept REVERB_EXCLUDES(mu_);
   // Loop thread only: when a lingering connection is closed regardless.
   std::chrono::steady_clock::time_point lingerDeadline() const noexcept;
+
+  // Loop thread only: pauses reading because the server as a whole holds too much (--max-buffered);
+  // the strand resumes it once the connection holds less than `resumeBelow`. Returns false if the
+  // connection was not reading (paused already, or ending).
+  bool pauseForBudget(size_t resumeBelow) noexcept REVERB_EXCLUDES(mu_);
+  // Loop thread only: bytes held now (inbox, unparsed input, unsent replies).
+  size_t bufferedBytes() const noexcept REVERB_EXCLUDES(mu_);
+
+  // The reactor's deadlines for this connection, all measured from times the connection records
+  // as it goes (steadyMs()); 0 turns one off.
+  struct Deadlines {
+    int64_t idleMs = 0;     // no unfinished request and no unsent reply for this long
+    int64_t requestMs = 0;  // an unfinished request, or unsent replies, without progress
+    int64_t softMs = 0;     // unsent replies above ProtocolConfig::outputSoftLimit
+  };
+  struct Check {
+    std::optional<CloseReason> close;  // a deadline has passed: close for this reason
+    int64_t nextMs = INT64_MAX;        // otherwise the earliest deadline still running
+    size_t released = 0;               // bytes of buffer capacity given back (idle connection)
+  };
+  // Loop thread only: which deadline, if any, has passed at `nowMs`. An idle connection that no
+  // worker holds also gives back its buffers' capacity here.
+  Check checkDeadlines(int64_t nowMs, const Deadlines& deadlines) noexcept REVERB_EXCLUDES(mu_);
+
+  // Loop thread only: records why the connection ends unless a reason is recorded already, and
+  // returns the one recorded (the first cause wins: a reset during a lingering close that a
+  // protocol error began stays a protocol error).
+  CloseReason settleCloseReason(CloseReason fallback) noexcept REVERB_EXCLUDES(mu_);
+  // Loop thread only: bytes deliver() took, for the log line of a connection closed for cause.
+  uint64_t receivedBytes() const noexcept { return received_; }
+  // Loop thread only: the reactor's timer for this connection (TimerWheel::Node::owner is this).
+  TimerWheel::Node& timer() noexcept { return timer_; }
 
  private:
   // The strand's progress through its replies: it only moves forward. Apart from State because
@@ -192,12 +262,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Strand only. Aborts (where NDEBUG is not defined) on a move backwards.
   void progressTo(Progress next) noexcept;
 
-  // Moves parsed requests from in_ to replies in out_ and returns how many. A protocol error
-  // moves progress_ to kFailed. `eof`: the input is complete; `peerClosed`: a last line without LF
-  // counts as a request.
-  size_t parseInput(bool eof, bool peerClosed) noexcept;
-  // Sends out_ until it is empty or the socket is full; false if the peer is gone.
-  bool flushOutput() noexcept;
+  // Moves parsed requests from in_ to replies in out_, until in_ holds no complete request or out_
+  // reaches outputCap(). Returns the requests parsed; `capped` says it stopped at the cap. A
+  // protocol error moves progress_ to kFailed. `eof`: the input is complete; `peerClosed`: a last
+  // line without LF counts as a request.
+  size_t parseInput(bool eof, bool peerClosed, bool& capped) noexcept;
+  // Sends out_ until it is empty or the socket is full, adding the bytes sent to `sent`; false if
+  // the peer is gone.
+  bool flushOutput(size_t& sent) noexcept;
+  // Timed service only (`timing` not null): `parsed` requests have replies waiting for the kernel.
+  void noteParsed(size_t parsed, const ServiceTiming* timing) noexcept {
+    if (timing == nullptr || parsed == 0) return;
+    if (unsentRequests_ == 0) unsentSince_ = timing->start;
+    unsentRequests_ += parsed;
+  }
 
   const UniqueFd fd_;
   const ProtocolConfig& protocol_;
@@ -208,27 +286,49 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Guarded by mu_: the hand-over between the reactor and the strand.
   Buffer inbox_ REVERB_GUARDED_BY(mu_);            // bytes received, not yet taken by the strand
   size_t strandBytes_ REVERB_GUARDED_BY(mu_) = 0;  // in_ + out_ sizes, published by the strand
-                                                   // for back-pressure
+                                                   // for back-pressure (and raised at once by
+                                                   // what it takes from the inbox)
+  size_t unsent_ REVERB_GUARDED_BY(mu_) = 0;       // out_'s size, published with strandBytes_
+  size_t resumeBelow_ REVERB_GUARDED_BY(mu_) = 0;  // kReadPaused: the strand resumes reading
+                                                   // below this many bytes
   State state_ REVERB_GUARDED_BY(mu_) = State::kOpen;
   bool scheduled_ REVERB_GUARDED_BY(mu_) = false;  // queued or running on a worker
   bool writable_ REVERB_GUARDED_BY(mu_) = false;   // onWritable fired since the strand last looked
+  bool hasReason_ REVERB_GUARDED_BY(mu_) = false;  // reason_ is recorded
+  CloseReason reason_ REVERB_GUARDED_BY(mu_) = CloseReason::kEof;
+  // Deadline clocks, in steadyMs(); 0: not running. Set by whichever side sees the event.
+  int64_t idleSince_ REVERB_GUARDED_BY(mu_) = 0;     // nothing pending since (accept, or the last
+                                                     // reply sent)
+  int64_t requestSince_ REVERB_GUARDED_BY(mu_) = 0;  // an unfinished request began (or the last
+                                                     // one completed)
+  int64_t sendSince_ REVERB_GUARDED_BY(mu_) = 0;     // unsent replies; the last time the socket
+                                                     // took some
+  int64_t softSince_ REVERB_GUARDED_BY(mu_) = 0;     // unsent replies above outputSoftLimit since
 
   // Loop thread only.
   std::chrono::steady_clock::time_point lingerDeadline_;  // meaningful in kLingering
   // Only on listeners that require a PROXY header: written by the loop thread until the header is
   // complete, read-only after that.
   std::unique_ptr<ProxyStage> proxy_;
+  TimerWheel::Node timer_;
+  uint64_t received_ = 0;  // bytes deliver() took (not those dropped while lingering)
 
   // Strand only.
   Framer framer_;
   Buffer in_;   // input not yet parsed into complete requests
   Buffer out_;  // replies not yet accepted by the socket
   Progress progress_ = Progress::kServing;
-  bool skipped_ = false;     // prepare() found the connection aborted: complete() does nothing
-  bool eof_ = false;         // prepare() saw the input end
-  bool peerClosed_ = false;  // ... because the peer closed its side
-  bool watching_ = false;    // kWatchWritable posted, markWritable not yet seen (a latch that
-                             // any Progress can hold)
+  bool skipped_ = false;      // prepare() found the connection aborted: complete() does nothing
+  bool eof_ = false;          // prepare() saw the input end
+  bool ended_ = false;        // ... and all of it is in in_ (no inbox waits behind a capped parse)
+  bool peerClosed_ = false;   // ... because the peer closed its side
+  bool parseCapped_ = false;  // the last parse stopped at outputCap(): in_ may hold complete
+                              // requests, and the inbox waits until they are parsed
+  size_t published_ = 0;      // prepare(): strandBytes_ as published, the inbox's bytes included
+  size_t waiting_ = 0;        // prepare(): inbox bytes left behind a capped parse
+  size_t completed_ = 0;      // requests parsed since prepare()
+  bool watching_ = false;     // kWatchWritable posted, markWritable not yet seen (a latch that
+                              // any Progress can hold)
   // Timed service only: requests parsed whose replies are not all in the kernel yet, and the start
   // of the call that parsed the oldest of them.
   uint64_t unsentRequests_ = 0;

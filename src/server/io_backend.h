@@ -70,13 +70,24 @@ class IoBackend {
   // Stops every event for c. `fdClosesNow`: the caller is about to close the last reference to
   // c's fd, so the kernel drops the registration by itself.
   virtual void removeConnection(Connection& c, bool fdClosesNow) noexcept = 0;
-  // Pauses or resumes receiving on c (back-pressure). Resuming delivers what arrived meanwhile.
+  // Pauses or resumes receiving on c (back-pressure). A pause takes effect within the current
+  // poll() (io_uring may still deliver bytes it had completed before the pause reached the
+  // kernel); resuming delivers what arrived meanwhile.
   virtual void setReading(Connection& c, bool on) noexcept = 0;
-  // Delivers to `events` what the kernel has already received for c, then pauses reading c. Used
-  // by the drain on SIGTERM; setReading(c, true) reads again (to discard, while lingering).
-  virtual void finishReading(IoEvents& events, Connection& c) noexcept = 0;
+  // Delivers to `events` what the kernel has already received for c, but no more than `maxBytes`
+  // of it, then pauses reading c. Used by the drain on SIGTERM, which passes the room left under
+  // the connection's high-water mark; setReading(c, true) reads again (to discard, while
+  // lingering). Bytes the backend had taken from the kernel already (a multishot recv's last
+  // completions on io_uring) are delivered whatever `maxBytes` says: they are in memory anyway.
+  virtual void finishReading(IoEvents& events, Connection& c, size_t maxBytes) noexcept = 0;
   // Asks for one onWritable(c) once c's socket can take more bytes (possibly at once).
   virtual void wantWritable(Connection& c) noexcept = 0;
+  // From now on, receives on c at most one read buffer per poll() round, so that a pause takes
+  // effect within one buffer. For a connection close to its limits; the reactor calls it once
+  // the connection holds a quarter of its high-water mark, or when --max-buffered pauses it. The
+  // default does nothing: a backend that reads one buffer at a time and checks setReading
+  // between reads (epoll) needs nothing more.
+  virtual void readInSmallSteps(Connection& /*c*/) noexcept {}
 
   // Waits up to timeoutMs (-1: no limit) for events and dispatches them to `events`. Returns an
   // error only when the loop cannot go on (the wait itself failed, or a listener could not be

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdio>
@@ -110,7 +111,20 @@ void appendServerMetrics(const Server& server, MetricsText& out) {
   out.gauge("reverb_connections_current", "Connections open now (accepted minus closed).",
             static_cast<double>(accepted >= closed ? accepted - closed : 0));
   out.counter("reverb_connections_accepted_total", "Connections accepted.", accepted);
-  out.counter("reverb_connections_closed_total", "Connections closed, for any reason.", closed);
+  out.counter("reverb_connections_rejected_total",
+              "Connections closed at accept, unserved, because --max-connections were open.",
+              S::get(s.rejected));
+  // By reason; the reasons of accepted connections sum to accepted - current ("rejected" has its
+  // own family above, so that the sum stays the closed count).
+  out.family("reverb_connections_closed_total", "counter",
+             "Connections closed, by reason: eof, reset, idle (--idle-timeout), request_timeout, "
+             "output_limit, protocol_error, drain, internal.");
+  for (size_t i = 0; i < kCloseReasonCount; ++i) {
+    const auto reason = static_cast<CloseReason>(i);
+    if (reason == CloseReason::kRejected) continue;
+    out.sample("reverb_connections_closed_total", {{"reason", std::string(toString(reason))}},
+               S::get(s.closedBy[i]));
+  }
   out.counter("reverb_connection_resets_total",
               "Connections that ended with a socket error (ECONNRESET, ...).", S::get(s.resets));
   out.counter("reverb_drain_force_closed_total",
@@ -121,6 +135,25 @@ void appendServerMetrics(const Server& server, MetricsText& out) {
   out.counter("reverb_read_pauses_total",
               "Times a connection's reading paused at its high-water mark (back-pressure).",
               S::get(s.readPauses));
+  out.counter("reverb_max_buffered_pauses_total",
+              "Times a connection's reading paused because all connections together held more "
+              "than --max-buffered.",
+              S::get(s.budgetPauses));
+  out.gauge("reverb_buffered_bytes",
+            "Bytes held in connection buffers now: input not yet answered and replies not yet "
+            "sent (what --max-buffered bounds).",
+            static_cast<double>(std::max<int64_t>(s.buffered.total(), 0)));
+  out.counter("reverb_buffer_freed_bytes_total",
+              "Capacity of connection buffers given back to the allocator.",
+              S::get(s.bufferBytesFreed));
+  out.counter("reverb_malloc_trims_total",
+              "Times freed buffer memory was handed back to the kernel (malloc_trim).",
+              S::get(s.mallocTrims));
+  const ServerLimits& limits = server.config().limits;
+  out.gauge("reverb_max_connections", "--max-connections in effect.",
+            static_cast<double>(limits.maxConnections));
+  out.gauge("reverb_max_buffered_bytes", "--max-buffered in effect (0: no limit).",
+            static_cast<double>(limits.maxBuffered));
   out.counter("reverb_requests_total", "Requests parsed and answered.", S::get(s.requests));
   out.counter("reverb_received_bytes_total", "Bytes received from clients.", S::get(s.bytesIn));
   out.counter("reverb_sent_bytes_total", "Reply bytes the kernel accepted.", S::get(s.bytesOut));

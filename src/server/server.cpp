@@ -1,6 +1,8 @@
 #include "server/server.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <thread>
 
@@ -55,6 +57,33 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
                                                         : protocol.limits.maxLine + 2;
   protocol.highWater = std::max(protocol.highWater, 2 * (largest + 64 * 1024));
 
+  ServerLimits& limits = server->config_.limits;
+  if (limits.maxConnections == 0) {
+    rlimit files{};
+    size_t nofile = 1024;
+    if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur != RLIM_INFINITY) {
+      nofile = static_cast<size_t>(files.rlim_cur);
+    }
+    limits.maxConnections = nofile > 2 * ServerLimits::kFdReserve
+                                ? nofile - ServerLimits::kFdReserve
+                                : std::max<size_t>(1, nofile / 2);
+  }
+  // Reading pauses at the high-water mark, so a connection never owes more than that: a larger
+  // limit could never be reached, and an operator who set one would believe in a limit that is
+  // not there.
+  for (auto [value, name] : {std::pair{limits.outputHardLimit, "--output-hard-limit"},
+                             std::pair{limits.outputSoftLimit, "--output-soft-limit"}}) {
+    if (value > protocol.highWater) {
+      return Error{std::make_error_code(std::errc::invalid_argument),
+                   fmt::format("{} {} cannot be reached: a connection holds at most {} bytes (its "
+                               "high-water mark, from --framing and --max-line/--max-frame); use "
+                               "that or less",
+                               name, value, protocol.highWater)};
+    }
+  }
+  protocol.outputHardLimit = limits.outputHardLimit;
+  protocol.outputSoftLimit = limits.outputSoftLimit;
+
   std::vector<UniqueFd> listeners;
   std::vector<ProxyListener> proxyListeners;
   if (!config.listenFds.empty()) {
@@ -92,6 +121,12 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
       }
       return fd.error();
     }
+    if (limits.tcpKeepalive.count() > 0) {
+      if (auto kept = setKeepAlive(fd->get(), static_cast<int>(limits.tcpKeepalive.count()));
+          !kept) {
+        return kept.error();
+      }
+    }
     auto bound = localAddress(fd->get());
     if (!bound) return bound.error();
     server->addresses_.push_back(*bound);
@@ -115,13 +150,19 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
     }
   }
 
+  ReactorLimits reactorLimits;
+  reactorLimits.maxConnections = limits.maxConnections;
+  reactorLimits.deadlines.idleMs = limits.idleTimeout.count();
+  reactorLimits.deadlines.requestMs = limits.requestTimeout.count();
+  reactorLimits.deadlines.softMs = limits.outputSoftLimit != 0 ? limits.outputSoftTime.count() : 0;
+  reactorLimits.maxBuffered = limits.maxBuffered;
   server->reactor_ =
       std::make_unique<Reactor>(std::move(*backend), std::move(listeners), server->config_.protocol,
-                                server->queue_, server->stats_, config.drainTimeout);
+                                server->queue_, server->stats_, config.drainTimeout, reactorLimits);
   server->reactor_->requireProxyHeaders(std::move(proxyListeners));
-  server->pool_ = std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
-                                               server->replySend_ == ReplySend::kIoUring,
-                                               config.timeRequests);
+  server->pool_ =
+      std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
+                                   server->replySend_ == ReplySend::kIoUring, config.timeRequests);
   return server;
 }
 
@@ -159,6 +200,10 @@ uint64_t Server::loopRounds() const noexcept {
 
 void Server::nudgeLoop() noexcept {
   reactor_->nudge();
+}
+
+bool Server::accepting() const noexcept {
+  return reactor_->accepting();
 }
 
 }  // namespace reverb

@@ -3,13 +3,14 @@
 // Ownership: owns everything it builds. Threading: create() and run() on one thread (run() turns
 // it into the loop thread); stop(), stats() and the queries marked thread-safe may be called from
 // any thread (the metrics endpoint's, the signal thread, the watchdog) while run() runs.
+// accepting() is thread-safe too: the readiness probe asks it.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <memory>
-#include <span>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,38 @@ struct ListenSpec {
 };
 // Fails with a sentence naming what is wrong ("address '...': ...", "unknown option ...").
 Result<ListenSpec> parseListenSpec(std::string_view text);
+// What a server lets its clients hold: connections, time and memory. Every limit has a reverbd
+// flag and config key of the same name (docs/OPERATIONS.md, "Limits"). 0 turns a limit off,
+// except where said.
+struct ServerLimits {
+  // Descriptors kept for everything but connections (listeners, the backend, logs, the metrics
+  // endpoint) when maxConnections is derived from RLIMIT_NOFILE.
+  static constexpr size_t kFdReserve = 64;
+
+  // --max-connections. 0: RLIMIT_NOFILE at create() minus kFdReserve (half of RLIMIT_NOFILE when
+  // that is 2 * kFdReserve or less). Past it a new connection is accepted and closed at once.
+  size_t maxConnections = 0;
+  // --idle-timeout: close a connection that has held no unfinished request and no unsent reply
+  // for this long.
+  std::chrono::milliseconds idleTimeout{300'000};
+  // --request-timeout: close a connection whose unfinished request, or whose unsent replies, make
+  // no progress for this long (a request must be complete this long after its first byte).
+  std::chrono::milliseconds requestTimeout{30'000};
+  // --tcp-keepalive: SO_KEEPALIVE with TCP_KEEPIDLE of this many seconds, TCP_KEEPINTVL a third of
+  // it and TCP_KEEPCNT 3 (Redis's tcp-keepalive), set on the listeners and inherited by every
+  // accepted socket.
+  std::chrono::seconds tcpKeepalive{300};
+  // --max-buffered: bytes all connections together may hold (input not parsed, replies not
+  // sent) before reading pauses on those holding Reactor::kBudgetShare or more.
+  size_t maxBuffered = size_t{256} << 20;
+  // --output-hard-limit / --output-soft-limit / --output-soft-seconds: replies one connection owes
+  // while its socket is full (see ProtocolConfig::outputHardLimit). Reaching the hard limit closes
+  // it at once; staying above the soft limit for outputSoftTime closes it then. Each must be at
+  // most the high-water mark (1 MiB, or more for large --max-line/--max-frame).
+  size_t outputHardLimit = 0;
+  size_t outputSoftLimit = 0;
+  std::chrono::milliseconds outputSoftTime{60'000};
+};
 
 struct ServerConfig {
   // Empty: port 2002 on every interface, IPv4 and IPv6 (IPv6 skipped where the host has none).
@@ -57,13 +90,15 @@ struct ServerConfig {
   // Fill WorkerStats (busy time, the service-time histogram): one clock read per strand a worker
   // runs. reverbd turns it on with the metrics endpoint.
   bool timeRequests = false;
+  ServerLimits limits;
 };
 
 class Server {
  public:
   // Binds every listener and makes the backend config.backend names (through makeBackend); the
   // workers start here too. Fails with a sentence naming what could not be done ("bind
-  // 0.0.0.0:2002: Address already in use", or why the chosen backend cannot run here).
+  // 0.0.0.0:2002: Address already in use", or why the chosen backend cannot run here, or an
+  // output limit above what the strand lets unsent replies reach).
   static Result<std::unique_ptr<Server>> create(const ServerConfig& config);
   ~Server();
 
@@ -82,6 +117,12 @@ class Server {
   Result<void> run();
   // Thread-safe; may be called before run() starts.
   void stop() noexcept;
+
+  // Thread-safe: whether a new connection would be served now, for a readiness check (/readyz).
+  // False before run() starts accepting, from stop() on (the drain), while accepting is paused for
+  // lack of file descriptors, and while --max-connections connections are open. A relaxed load:
+  // cheap enough to call on every probe.
+  bool accepting() const noexcept;
 
   const ServerStats& stats() const noexcept { return stats_; }
   // Thread-safe: one per worker; zero unless config.timeRequests.

@@ -39,6 +39,17 @@ void checkConfig(const reverb::ReverbdOptions& options) {
   FUZZ_CHECK(c.drainTimeout >= std::chrono::milliseconds(0) &&
                  c.drainTimeout <= std::chrono::seconds(86400),
              "--drain-timeout outside its range");
+  const reverb::ServerLimits& l = c.limits;
+  constexpr auto kYear = std::chrono::seconds(365 * 86400);
+  FUZZ_CHECK(l.maxConnections <= (size_t{1} << 30), "--max-connections outside its range");
+  FUZZ_CHECK(l.idleTimeout.count() >= 0 && l.idleTimeout <= kYear,
+             "--idle-timeout outside its range");
+  FUZZ_CHECK(l.requestTimeout.count() >= 0 && l.requestTimeout <= kYear,
+             "--request-timeout outside its range");
+  FUZZ_CHECK(l.outputSoftTime.count() >= 0 && l.outputSoftTime <= kYear,
+             "--output-soft-seconds outside its range");
+  FUZZ_CHECK(l.tcpKeepalive.count() >= 0 && l.tcpKeepalive.count() <= 32767,
+             "--tcp-keepalive outside its range");
   const int framing = static_cast<int>(c.protocol.framing);
   const int unit = static_cast<int>(c.protocol.unit);
   FUZZ_CHECK(framing >= 0 && framing <= 2 && unit >= 0 && unit <= 2, "unknown framing or unit");

@@ -45,6 +45,15 @@ TEST(OptionsTest, NoFlagsGiveReverbdsDefaults) {
   EXPECT_FALSE(o.config.timeRequests);
   EXPECT_TRUE(o.configFile.empty());
   EXPECT_FALSE(o.listBackends);
+  // The limits' documented defaults (docs/OPERATIONS.md, "Limits").
+  EXPECT_EQ(o.config.limits.maxConnections, 0u);  // RLIMIT_NOFILE - 64, decided at create()
+  EXPECT_EQ(o.config.limits.idleTimeout, std::chrono::seconds(300));
+  EXPECT_EQ(o.config.limits.requestTimeout, std::chrono::seconds(30));
+  EXPECT_EQ(o.config.limits.tcpKeepalive, std::chrono::seconds(300));
+  EXPECT_EQ(o.config.limits.maxBuffered, size_t{256} << 20);
+  EXPECT_EQ(o.config.limits.outputHardLimit, 0u);
+  EXPECT_EQ(o.config.limits.outputSoftLimit, 0u);
+  EXPECT_EQ(o.config.limits.outputSoftTime, std::chrono::seconds(60));
 }
 
 TEST(OptionsTest, ConfigFileSetsEveryKey) {
@@ -54,7 +63,9 @@ TEST(OptionsTest, ConfigFileSetsEveryKey) {
       "unit = \"codepoint\"\nmax-line = 100\nmax-frame = 200\nbackend = \"epoll\"\n"
       "reply-send = \"send\"\nproxy-protocol = \"v2\"\nreuseport = true\nlog-format = \"json\"\n"
       "log-queue = 64\nmetrics-listen = \"127.0.0.1:0\"\n"
-      "log-level = \"warn\"\ndrain-timeout = 2.5\n",
+      "log-level = \"warn\"\ndrain-timeout = 2.5\nmax-connections = 100\nidle-timeout = 60\n"
+      "request-timeout = 2.5\ntcp-keepalive = 30\nmax-buffered = \"64MiB\"\n"
+      "output-hard-limit = \"512KiB\"\noutput-soft-limit = 262144\noutput-soft-seconds = 0.5\n",
       o);
   ASSERT_EQ(outcome.exitCode, -1) << outcome.text;
   EXPECT_EQ(o.config.listen, (std::vector<std::string>{"127.0.0.1:0", "[::1]:7"}));
@@ -74,17 +85,56 @@ TEST(OptionsTest, ConfigFileSetsEveryKey) {
   EXPECT_FALSE(o.configFile.empty());
   EXPECT_EQ(o.logLevel, "warn");
   EXPECT_EQ(o.config.drainTimeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(o.config.limits.maxConnections, 100u);
+  EXPECT_EQ(o.config.limits.idleTimeout, std::chrono::seconds(60));
+  EXPECT_EQ(o.config.limits.requestTimeout, std::chrono::milliseconds(2500));
+  EXPECT_EQ(o.config.limits.tcpKeepalive, std::chrono::seconds(30));
+  EXPECT_EQ(o.config.limits.maxBuffered, size_t{64} << 20);
+  EXPECT_EQ(o.config.limits.outputHardLimit, size_t{512} << 10);
+  EXPECT_EQ(o.config.limits.outputSoftLimit, 262144u);
+  EXPECT_EQ(o.config.limits.outputSoftTime, std::chrono::milliseconds(500));
 }
 
 TEST(OptionsTest, BadValuesAndKeysAreUsageErrors) {
   for (const char* toml :
        {"framing = \"lines\"\n", "workers = 0\n", "workers = \"many\"\n", "max-line = -1\n",
-        "listen = \"nowhere\"\n", "framing = \"chunk\"\nunit = \"grapheme\"\n"}) {
+        "listen = \"nowhere\"\n", "framing = \"chunk\"\nunit = \"grapheme\"\n",
+        "max-connections = -1\n", "idle-timeout = -1\n", "request-timeout = \"soon\"\n",
+        "tcp-keepalive = 40000\n", "max-buffered = \"lots\"\n", "output-soft-seconds = inf\n"}) {
     ReverbdOptions o;
     const ParseOutcome outcome = parseConfig(toml, o);
     EXPECT_EQ(outcome.exitCode, 2) << toml;
     EXPECT_FALSE(outcome.text.empty()) << toml;
   }
+}
+
+// Issue 11: "wrkers = 3" used to be ignored, leaving the default the operator meant to change.
+TEST(OptionsTest, UnknownConfigKeyIsAnErrorThatNamesIt) {
+  ReverbdOptions o;
+  const ParseOutcome outcome = parseConfig("workers = 2\nwrkers = 3\n", o);
+  EXPECT_EQ(outcome.exitCode, 2);
+  EXPECT_NE(outcome.text.find("unknown key 'wrkers'"), std::string::npos) << outcome.text;
+}
+
+// Every SECONDS limit rejects what is not a finite number in its range, on the command line as in
+// the file, as --drain-timeout does.
+TEST(OptionsTest, LimitSecondsRejectNanInfAndNegative) {
+  for (const char* flag : {"idle-timeout", "request-timeout", "output-soft-seconds"}) {
+    for (const char* value : {"nan", "inf", "-1", "1e12"}) {
+      ReverbdOptions o;
+      ParseOutcome outcome = parse({std::string("--") + flag, value}, o);
+      EXPECT_EQ(outcome.exitCode, 2) << flag << " " << value;
+      EXPECT_NE(outcome.text.find(flag), std::string::npos) << outcome.text;
+      ReverbdOptions file;
+      outcome = parseConfig(std::string(flag) + " = " + value + "\n", file);
+      EXPECT_EQ(outcome.exitCode, 2) << flag << " = " << value;
+    }
+  }
+  ReverbdOptions off;
+  const ParseOutcome zero = parse({"--idle-timeout", "0", "--request-timeout", "0"}, off);
+  ASSERT_EQ(zero.exitCode, -1) << zero.text;
+  EXPECT_EQ(off.config.limits.idleTimeout.count(), 0);
+  EXPECT_EQ(off.config.limits.requestTimeout.count(), 0);
 }
 
 TEST(OptionsTest, ConfigLogLevelReadsTheKeyAsSighupDoes) {

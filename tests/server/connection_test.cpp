@@ -174,5 +174,98 @@ TEST_F(ConnectionTest, CompleteAfterAResetDropsTheRepliesAndCountsIt) {
   EXPECT_EQ(::recv(peer_.get(), got, sizeof got, MSG_DONTWAIT), -1);  // nothing was sent
 }
 
+// The deadline clocks a connection keeps for the reactor (checkDeadlines), with a line-framed
+// connection over a socketpair; this thread is the loop thread and, for service(), the strand.
+class DeadlineTest : public ::testing::Test {
+ protected:
+  DeadlineTest() {
+    int pair[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    peer_ = UniqueFd(pair[1]);
+    protocol_.framing = Framing::kLine;
+    c_ = std::make_shared<Connection>(UniqueFd(pair[0]), protocol_, owner_, stats_);
+  }
+  ProtocolConfig protocol_;
+  ServerStats stats_;
+  NoOwner owner_;
+  UniqueFd peer_;
+  ConnectionPtr c_;
+  Connection::Deadlines deadlines_{.idleMs = 5000, .requestMs = 1000, .softMs = 0};
+};
+
+TEST_F(DeadlineTest, AnIdleConnectionReachesItsIdleDeadlineOnly) {
+  const int64_t t0 = steadyMs();
+  Connection::Check early = c_->checkDeadlines(t0, deadlines_);
+  EXPECT_FALSE(early.close);
+  EXPECT_GE(early.nextMs, t0 + 4000);  // the idle clock started when the connection was made
+  EXPECT_LE(early.nextMs, t0 + 5000);
+  EXPECT_EQ(c_->checkDeadlines(early.nextMs, deadlines_).close, CloseReason::kIdle);
+}
+
+TEST_F(DeadlineTest, AStartedRequestMustCompleteInTimeAndTricklingDoesNotHelp) {
+  const int64_t t0 = steadyMs();
+  (void)c_->deliver("GET", t0);
+  (void)c_->deliver(" /", t0 + 600);  // more of the same request: the clock keeps running
+  Connection::Check check = c_->checkDeadlines(t0 + 999, deadlines_);
+  EXPECT_FALSE(check.close);
+  EXPECT_EQ(check.nextMs, t0 + 1000);
+  EXPECT_EQ(c_->checkDeadlines(t0 + 1000, deadlines_).close, CloseReason::kRequestTimeout);
+  // Pending input is not idleness: with the request deadline off, nothing expires.
+  Connection::Deadlines idleOnly{.idleMs = 1, .requestMs = 0, .softMs = 0};
+  EXPECT_FALSE(c_->checkDeadlines(t0 + 100'000, idleOnly).close);
+}
+
+TEST_F(DeadlineTest, ACompletedRequestRestartsTheClocks) {
+  const int64_t t0 = steadyMs();
+  (void)c_->deliver("abc\nde", t0 - 900);  // one request done, the next begun
+  EXPECT_FALSE(c_->service());
+  char reply[16];
+  EXPECT_EQ(::recv(peer_.get(), reply, sizeof reply, 0), 4);
+  // Progress was made now: the request clock restarted, for the unfinished "de".
+  Connection::Check check = c_->checkDeadlines(t0 + 500, deadlines_);
+  EXPECT_FALSE(check.close);
+  EXPECT_GE(check.nextMs, t0 + 1000);
+  (void)c_->deliver("\n", t0 + 600);
+  EXPECT_FALSE(c_->service());
+  // Everything answered: the connection is idle, and only the idle deadline runs.
+  check = c_->checkDeadlines(steadyMs() + 4000, deadlines_);
+  EXPECT_FALSE(check.close);
+  EXPECT_EQ(c_->checkDeadlines(steadyMs() + 5000, deadlines_).close, CloseReason::kIdle);
+}
+
+TEST_F(DeadlineTest, TheFirstCloseReasonWins) {
+  EXPECT_EQ(c_->settleCloseReason(CloseReason::kProtocolError), CloseReason::kProtocolError);
+  EXPECT_EQ(c_->settleCloseReason(CloseReason::kReset), CloseReason::kProtocolError);
+}
+
+TEST_F(DeadlineTest, TheGaugeCountsWhatTheConnectionHoldsAndNothingAfterItGoes) {
+  (void)c_->deliver("abc\nunfinished", steadyMs());
+  EXPECT_EQ(stats_.buffered.total(), 14);
+  EXPECT_FALSE(c_->service());  // "abc\n" answered; "unfinished" waits for its LF
+  EXPECT_EQ(stats_.buffered.total(), 10);
+  EXPECT_EQ(c_->bufferedBytes(), 10u);
+  c_->abort(false);
+  EXPECT_EQ(stats_.buffered.total(), 0);
+  c_.reset();
+  EXPECT_EQ(stats_.buffered.total(), 0);
+}
+
+TEST(BufferGaugeTest, ConnectionsGoneLeaveTheGaugeAtZero) {
+  ProtocolConfig protocol;
+  protocol.framing = Framing::kLine;
+  ServerStats stats;
+  NoOwner owner;
+  for (int i = 0; i < 3; ++i) {
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+    UniqueFd peer(pair[1]);
+    auto c = std::make_shared<Connection>(UniqueFd(pair[0]), protocol, owner, stats);
+    (void)c->deliver("partial request without its end");
+    EXPECT_GT(stats.buffered.total(), 0);
+  }
+  EXPECT_EQ(stats.buffered.total(), 0);
+  EXPECT_GT(ServerStats::get(stats.bufferBytesFreed), 0u);
+}
+
 }  // namespace
 }  // namespace reverb

@@ -280,7 +280,7 @@ TEST_F(IoUringBackendTest, TheDrainDeliversBytesAQueuedRecvTookDuringIt) {
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(backend_->poll(*events_, 10));
   backend_->setReading(last, true);  // a resume: its recv SQE is queued, as runRequests does
   sendAll(clients.back().get(), "request-before-drain");  // on loopback: in the socket on return
-  for (ConnectionPtr& c : events_->accepted) backend_->finishReading(*events_, *c);
+  for (ConnectionPtr& c : events_->accepted) backend_->finishReading(*events_, *c, SIZE_MAX);
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(backend_->poll(*events_, 10));
   EXPECT_EQ(events_->received[&last], "request-before-drain");
   for (ConnectionPtr& c : events_->accepted) backend_->removeConnection(*c, true);

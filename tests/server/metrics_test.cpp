@@ -2,10 +2,9 @@
 // an in-process Server reports while it runs, with request timing on and off.
 #include "server/metrics.h"
 
+#include <gtest/gtest.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-
-#include <gtest/gtest.h>
 
 #include <chrono>
 #include <map>
@@ -124,7 +123,10 @@ TEST(ServerMetricsTest, CountsRequestsAndTimesEachOne) {
   auto s = samples(scrapeAfter(true, 20));
   EXPECT_EQ(s["reverb_requests_total"], 20);
   EXPECT_EQ(s["reverb_connections_accepted_total"], 1);
-  EXPECT_EQ(s["reverb_connections_closed_total"], 1);
+  EXPECT_EQ(s["reverb_connections_closed_total{reason=\"eof\"}"], 1);
+  EXPECT_EQ(s["reverb_connections_closed_total{reason=\"idle\"}"], 0);
+  EXPECT_EQ(s["reverb_connections_rejected_total"], 0);
+  EXPECT_EQ(s["reverb_buffered_bytes"], 0);
   EXPECT_EQ(s["reverb_received_bytes_total"], 20 * 17);
   EXPECT_EQ(s["reverb_sent_bytes_total"], 20 * 17);
   EXPECT_EQ(s["reverb_request_service_seconds_count"], 20);

@@ -115,8 +115,8 @@ void EpollBackend::rearm(Slot& slot, int fd) noexcept {
   // The connection would wait forever for an event that never comes. Close it as a dead one; the
   // report waits for the next poll() because the caller may be in the middle of using it.
   const int error = errno;
-  spdlog::error("epoll_ctl(MOD) for {}: {}; closing the connection",
-                slot.connection->peerName(), std::strerror(error));
+  spdlog::error("epoll_ctl(MOD) for {}: {}; closing the connection", slot.connection->peerName(),
+                std::strerror(error));
   slot.reading = false;
   slot.wantWritable = false;
   slot.failed = error;
@@ -148,16 +148,18 @@ void EpollBackend::wantWritable(Connection& c) noexcept {
   rearm(*slot, c.fd());
 }
 
-void EpollBackend::finishReading(IoEvents& events, Connection& c) noexcept {
+void EpollBackend::finishReading(IoEvents& events, Connection& c, size_t maxBytes) noexcept {
   Slot* slot = slotFor(c.fd());
   if (slot == nullptr) return;
-  // Read exactly what the kernel holds now; bytes that arrive later were not received in time.
+  // Read exactly what the kernel holds now, up to maxBytes; bytes that arrive later were not
+  // received in time.
   int pending = 0;
   if (::ioctl(c.fd(), FIONREAD, &pending) != 0) pending = 0;
+  pending = static_cast<int>(std::min(static_cast<size_t>(std::max(pending, 0)), maxBytes));
   slot->reading = false;
   while (pending > 0) {
-    ssize_t n = ::recv(c.fd(), readBuffer_.get(),
-                       std::min(kReadSize, static_cast<size_t>(pending)), 0);
+    ssize_t n =
+        ::recv(c.fd(), readBuffer_.get(), std::min(kReadSize, static_cast<size_t>(pending)), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;
     pending -= static_cast<int>(n);

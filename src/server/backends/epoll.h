@@ -39,7 +39,7 @@ class EpollBackend final : public IoBackend {
   Result<void> addConnection(Connection& c) override;
   void removeConnection(Connection& c, bool fdClosesNow) noexcept override;
   void setReading(Connection& c, bool on) noexcept override;
-  void finishReading(IoEvents& events, Connection& c) noexcept override;
+  void finishReading(IoEvents& events, Connection& c, size_t maxBytes) noexcept override;
   void wantWritable(Connection& c) noexcept override;
   Result<void> poll(IoEvents& events, int timeoutMs) noexcept override;
   void wake() noexcept override;
@@ -65,7 +65,7 @@ class EpollBackend final : public IoBackend {
   UniqueFd wakeFd_;
   std::vector<int> listeners_;
   bool accepting_ = true;
-  std::vector<Slot> slots_;  // indexed by fd
+  std::vector<Slot> slots_;     // indexed by fd
   std::vector<int> failedFds_;  // fds whose Slot::failed is set
   std::optional<Error> fatal_;  // the loop must end: returned by the next poll()
   std::vector<epoll_event> events_;

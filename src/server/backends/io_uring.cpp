@@ -238,12 +238,28 @@ void IoUringBackend::armRecv(uint32_t index) noexcept {
   Slot& slot = slots_[index];
   if (slot.recvArmed || slot.eofSeen || !slot.reading) return;
   io_uring_sqe* sqe = nextSqe();
-  io_uring_prep_recv_multishot(sqe, slot.connection->fd(), nullptr, 0, 0);
+  if (slot.smallSteps) {
+    // One buffer, then the completion re-arms (it carries no IORING_CQE_F_MORE).
+    io_uring_prep_recv(sqe, slot.connection->fd(), nullptr, 0, 0);
+  } else {
+    io_uring_prep_recv_multishot(sqe, slot.connection->fd(), nullptr, 0, 0);
+  }
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = kBufferGroup;
   io_uring_sqe_set_data64(sqe, pack(Op::kRecv, index, slot.generation));
   slot.recvArmed = true;
+  slot.multishotArmed = !slot.smallSteps;
   slot.queuedBatch = batch_;
+}
+
+void IoUringBackend::readInSmallSteps(Connection& c) noexcept {
+  Slot* slot = slotFor(c);
+  if (slot == nullptr || slot->smallSteps) return;
+  slot->smallSteps = true;
+  // The multishot recv ends with its cancel's completion, which re-arms a single-shot one.
+  if (slot->recvArmed && slot->multishotArmed) {
+    cancel(pack(Op::kRecv, static_cast<uint32_t>(slot - slots_.data()), slot->generation));
+  }
 }
 
 void IoUringBackend::cancel(uint64_t userData) noexcept {
@@ -349,18 +365,19 @@ void IoUringBackend::setReading(Connection& c, bool on) noexcept {
   const auto index = static_cast<uint32_t>(slot - slots_.data());
   slot->reading = on;
   if (!on) {
-    // Whatever completes before the cancel lands goes to the stash.
+    // Bytes that complete before the cancel lands are still delivered (see onRecvCqe); an EOF or
+    // error waits for the resume.
     if (slot->recvArmed) cancel(pack(Op::kRecv, index, slot->generation));
     return;
   }
   slot->discardLate = false;
-  if (!slot->stash.empty() || slot->eofStashed || slot->errorStashed != 0) {
+  if (slot->eofStashed || slot->errorStashed != 0) {
     resumed_.push_back(index);  // poll() delivers it before any newer completion
   }
   armRecv(index);
 }
 
-void IoUringBackend::finishReading(IoEvents& events, Connection& c) noexcept {
+void IoUringBackend::finishReading(IoEvents& events, Connection& c, size_t maxBytes) noexcept {
   Slot* slot = slotFor(c);
   if (slot == nullptr) return;
   const auto index = static_cast<uint32_t>(slot - slots_.data());
@@ -380,17 +397,11 @@ void IoUringBackend::finishReading(IoEvents& events, Connection& c) noexcept {
       if (!slot->recvArmed) break;
     }
   }
-  // Stashed bytes were received before the drain: they count.
-  if (!slot->stash.empty()) {
-    std::string stash = std::move(slot->stash);
-    slot->stash.clear();
-    events.onData(c, stash);
-    slot = liveSlot(index, generation);
-    if (slot == nullptr) return;
-  }
-  // Then exactly what the kernel holds now; with no recv in flight, nothing else can take it.
+  // Then exactly what the kernel holds now, up to maxBytes; with no recv in flight, nothing else
+  // can take it.
   int pending = 0;
   if (::ioctl(c.fd(), FIONREAD, &pending) != 0) pending = 0;
+  pending = static_cast<int>(std::min(static_cast<size_t>(std::max(pending, 0)), maxBytes));
   slot->reading = false;
   slot->discardLate = true;
   if (slot->recvArmed) cancel(pack(Op::kRecv, index, generation));  // the 64 rounds ran out
@@ -425,17 +436,7 @@ void IoUringBackend::recycle(uint16_t bufferId) noexcept {
 bool IoUringBackend::deliverStash(IoEvents& events, uint32_t index) noexcept {
   Slot* slot = &slots_[index];
   if (slot->connection == nullptr || !slot->reading) return true;
-  const uint32_t generation = slot->generation;
   Connection& c = *slot->connection;
-  if (!slot->stash.empty()) {
-    std::string stash = std::move(slot->stash);
-    slot->stash.clear();
-    events.onData(c, stash);
-    // The callback may have closed the connection; look the slot up again rather than trust it.
-    slot = liveSlot(index, generation);
-    if (slot == nullptr) return false;
-  }
-  if (!slot->reading) return true;  // paused again: the EOF or error waits for the next resume
   if (slot->eofStashed) {
     slot->eofStashed = false;
     slot->reading = false;
@@ -499,16 +500,19 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
   if (cqe.res > 0) {
     if (slot->discardLate) {
       // Arrived after the drain read what the kernel held: not received in time.
-    } else if (slot->reading && slot->stash.empty()) {
+    } else {
+      // Delivered even when reading is paused: a multishot recv keeps completing until its cancel
+      // lands, and these bytes are in memory already (the ring buffer goes back to the kernel
+      // now). Handed over, they count against the connection's high-water mark and
+      // --max-buffered; kept aside, they would be memory no limit sees (a connection paused at
+      // its mark could hold a megabyte more).
       events.onData(c, bytes);
       slot = liveSlot(index, generation);
       if (slot == nullptr) return;
-    } else {
-      slot->stash.append(bytes);
     }
   } else if (cqe.res == 0) {
     slot->eofSeen = true;
-    if (slot->reading && slot->stash.empty() && !slot->discardLate) {
+    if (slot->reading && !slot->discardLate) {
       slot->reading = false;
       events.onEof(c);
     } else {
@@ -527,7 +531,7 @@ void IoUringBackend::onRecvCqe(IoEvents& events, uint32_t index, uint32_t genera
         break;
       default:
         slot->eofSeen = true;
-        if (slot->reading && slot->stash.empty() && !slot->discardLate) {
+        if (slot->reading && !slot->discardLate) {
           slot->reading = false;
           events.onError(c, -cqe.res);
         } else {
@@ -565,7 +569,7 @@ void IoUringBackend::handle(IoEvents& events, const io_uring_cqe& cqe) noexcept 
 }
 
 Result<void> IoUringBackend::poll(IoEvents& events, int timeoutMs) noexcept {
-  if (!resumed_.empty()) timeoutMs = 0;  // stashed input is ready now
+  if (!resumed_.empty()) timeoutMs = 0;  // a stashed EOF or error is ready now
   int r;
   ++batch_;  // everything queued so far goes to the kernel with this enter
   if (timeoutMs == 0) {

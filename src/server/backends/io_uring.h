@@ -15,13 +15,21 @@
 //    failure other than EINTR/ETIME/EBUSY is logged as critical and returned by poll(), which ends
 //    the loop (reverbd exits 1), as an epoll_wait failure does on epoll.
 //
+// A multishot recv can complete many buffers for one connection in one io_uring_enter (a fast
+// sender with a large receive window: a megabyte and more). readInSmallSteps switches a connection
+// close to its limits to single-shot recvs, re-armed from each completion: one buffer per round,
+// so its pause takes effect within 16 KiB. Connections that stay far from their limits keep the
+// multishot recv.
+//
 // Pausing a connection cancels its recv. Bytes that complete between the pause and the cancel
-// are kept (the stash) and delivered before anything newer when reading resumes, so back-pressure
-// never drops or reorders input. Removing a connection whose recv SQE was queued but not yet sent
-// submits at once: sent later, after the fd closed, it would read from whichever socket reuses
-// the fd number. The drain (finishReading) first ends the multishot recv and delivers what it
-// completed, then reads what FIONREAD reports, so no byte the kernel received is lost in between. Writes stay with the workers (send(2) on the socket), as on
-// epoll; wantWritable is a one-shot POLL_ADD(POLLOUT).
+// are delivered all the same, in order (they are in memory already, and delivered they count
+// against the connection's limits); an EOF or error that completes meanwhile is kept (the stash)
+// and reported when reading resumes, so back-pressure never drops or reorders input. Removing a
+// connection whose recv SQE was queued but not yet sent submits at once: sent later, after the fd
+// closed, it would read from whichever socket reuses the fd number. The drain (finishReading) first
+// ends the multishot recv and delivers what it completed, then reads what FIONREAD reports, so no
+// byte the kernel received is lost in between. Writes stay with the workers (send(2) on the
+// socket), as on epoll; wantWritable is a one-shot POLL_ADD(POLLOUT).
 //
 // Threading: loop-thread only (the thread that created it, which is the ring's single issuer),
 // except wake(), which is thread-safe. Owns the ring, the buffer ring and its memory, and the
@@ -74,8 +82,9 @@ class IoUringBackend final : public IoBackend {
   Result<void> addConnection(Connection& c) override;
   void removeConnection(Connection& c, bool fdClosesNow) noexcept override;
   void setReading(Connection& c, bool on) noexcept override;
-  void finishReading(IoEvents& events, Connection& c) noexcept override;
+  void finishReading(IoEvents& events, Connection& c, size_t maxBytes) noexcept override;
   void wantWritable(Connection& c) noexcept override;
+  void readInSmallSteps(Connection& c) noexcept override;
   Result<void> poll(IoEvents& events, int timeoutMs) noexcept override;
   void wake() noexcept override;
 
@@ -84,14 +93,15 @@ class IoUringBackend final : public IoBackend {
     Connection* connection = nullptr;  // borrowed; null when the slot is free
     uint32_t generation = 0;           // bumped when freed: older completions are stale
     bool reading = true;               // the reactor wants bytes
-    bool recvArmed = false;            // a multishot recv is in flight (until a CQE without MORE)
+    bool recvArmed = false;            // a recv is in flight (until a CQE without MORE)
+    bool multishotArmed = false;       // ... and it is a multishot one
+    bool smallSteps = false;           // readInSmallSteps: single-shot recvs from now on
     bool pollOutArmed = false;         // a POLL_ADD(POLLOUT) is in flight
     bool eofSeen = false;              // recv returned 0 or failed: never re-arm
-    bool eofStashed = false;           // ... while paused: reported after the stash on resume
+    bool eofStashed = false;           // ... while paused: reported on resume
     int errorStashed = 0;              // a receive error that completed while paused
     bool discardLate = false;          // finishReading ran: later bytes came too late (drain)
     uint64_t queuedBatch = 0;          // the submission batch of its last SQE (batch_: not sent)
-    std::string stash;                 // bytes that completed while paused, oldest first
   };
   struct Listener {
     int fd = -1;
@@ -117,7 +127,7 @@ class IoUringBackend final : public IoBackend {
   void onAcceptCqe(IoEvents& events, uint32_t listener, const io_uring_cqe& cqe) noexcept;
   void onRecvCqe(IoEvents& events, uint32_t index, uint32_t generation,
                  const io_uring_cqe& cqe) noexcept;
-  // Delivers a resumed slot's stash (and a stashed EOF or error); false if the slot went away.
+  // Reports a resumed slot's stashed EOF or error; always true (the slot may then be gone).
   bool deliverStash(IoEvents& events, uint32_t index) noexcept;
   void recycle(uint16_t bufferId) noexcept;
 
@@ -136,7 +146,7 @@ class IoUringBackend final : public IoBackend {
   std::vector<Slot> slots_;
   std::vector<uint32_t> freeSlots_;
   std::vector<uint32_t> slotByFd_;  // connection fd -> slot index
-  std::vector<uint32_t> resumed_;   // slots whose stash poll() must deliver first
+  std::vector<uint32_t> resumed_;   // slots whose stashed EOF or error poll() reports first
   std::vector<Listener> listeners_;
   bool accepting_ = true;
 
