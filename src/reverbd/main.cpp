@@ -267,9 +267,9 @@ int main(int argc, char** argv) {
   auto server = reverb::Server::create(config);
   if (!server) {
     std::fprintf(stderr, "reverbd: %s\n", server.error().message().c_str());
-    // Addresses were checked while parsing; invalid_argument here is a limit that cannot work
-    // with the other flags: bad usage, not a start-up failure.
-    exitAfterLogs(server.error().code == std::errc::invalid_argument ? 2 : 1);
+    // argument_out_of_domain is a limit that cannot work with the other flags (an output limit
+    // above the high-water mark): bad usage, not a start-up failure.
+    exitAfterLogs(server.error().code == std::errc::argument_out_of_domain ? 2 : 1);
   }
   std::unique_ptr<reverb::MetricsEndpoint> metrics;
   if (!options.metricsListen.empty()) {

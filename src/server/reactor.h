@@ -83,9 +83,11 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   // its listener (a cost per connection, never per request).
   void requireProxyHeaders(std::vector<ProxyListener> listeners);
 
-  // Thread-safe: whether a new connection would be served now. False before run() starts
-  // accepting, once stop() is called, during an accept pause (out of fds), and while
-  // --max-connections connections are open. A relaxed read of a flag the loop keeps up to date.
+  // Thread-safe: whether a new connection would be served now. True from construction (the
+  // listeners are bound, so the kernel queues a new connection until run() accepts it: a
+  // readiness probe asked between the ready line and run() must not see 503); false once stop()
+  // is called, during an accept pause (out of fds), and while --max-connections connections are
+  // open. A relaxed read of a flag the loop keeps up to date.
   bool accepting() const noexcept {
     return accepting_.load(std::memory_order_relaxed) &&
            !stopRequested_.load(std::memory_order_relaxed);
@@ -188,8 +190,8 @@ class Reactor final : public IoEvents, public ConnectionOwner {
   Clock::time_point trimLatest_;
 
   // accepting(): the flag, and the loop's own copy (to store only on a change).
-  std::atomic<bool> accepting_{false};
-  bool acceptingNow_ = false;
+  std::atomic<bool> accepting_{true};
+  bool acceptingNow_ = true;
 
   // At most one warning per kind per 10 s, with the count of those held back.
   // Rate limits of the limits' warnings (a client can trigger them at will).

@@ -74,7 +74,9 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   for (auto [value, name] : {std::pair{limits.outputHardLimit, "--output-hard-limit"},
                              std::pair{limits.outputSoftLimit, "--output-soft-limit"}}) {
     if (value > protocol.highWater) {
-      return Error{std::make_error_code(std::errc::invalid_argument),
+      // argument_out_of_domain, not invalid_argument: reverbd exits 2 (bad usage) for this
+      // one, and 1 for the start-up failures that are invalid_argument (listen + inherited).
+      return Error{std::make_error_code(std::errc::argument_out_of_domain),
                    fmt::format("{} {} cannot be reached: a connection holds at most {} bytes (its "
                                "high-water mark, from --framing and --max-line/--max-frame); use "
                                "that or less",

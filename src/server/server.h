@@ -98,7 +98,7 @@ class Server {
   // Binds every listener and makes the backend config.backend names (through makeBackend); the
   // workers start here too. Fails with a sentence naming what could not be done ("bind
   // 0.0.0.0:2002: Address already in use", or why the chosen backend cannot run here, or an
-  // output limit above what the strand lets unsent replies reach).
+  // output limit above what the strand lets unsent replies reach: code argument_out_of_domain).
   static Result<std::unique_ptr<Server>> create(const ServerConfig& config);
   ~Server();
 
@@ -119,9 +119,10 @@ class Server {
   void stop() noexcept;
 
   // Thread-safe: whether a new connection would be served now, for a readiness check (/readyz).
-  // False before run() starts accepting, from stop() on (the drain), while accepting is paused for
-  // lack of file descriptors, and while --max-connections connections are open. A relaxed load:
-  // cheap enough to call on every probe.
+  // True from create() on (the listeners are bound; the kernel queues connections until run()
+  // accepts them); false from stop() on (the drain), while accepting is paused for lack of file
+  // descriptors, and while --max-connections connections are open. A relaxed load: cheap enough to
+  // call on every probe.
   bool accepting() const noexcept;
 
   const ServerStats& stats() const noexcept { return stats_; }

@@ -19,6 +19,8 @@ FAMILIES = [
     "reverb_backend_info", "reverb_build_info", "reverb_log_messages_dropped_total",
     "reverb_log_messages_suppressed_total", "process_cpu_seconds_total",
     "process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+    "reverb_connections_rejected_total", "reverb_buffered_bytes", "reverb_max_connections",
+    "reverb_max_buffered_pauses_total",
 ]
 
 
@@ -57,6 +59,10 @@ class MetricsTest(unittest.TestCase):
         for family in FAMILIES:
             self.assertIn(f"# TYPE {family} ", text, family)
         self.assertEqual(samples["reverb_connections_accepted_total"], sent)
+        # Every article client closed its side: each close is an eof, and none was rejected.
+        self.assertEqual(samples.get('reverb_connections_closed_total{reason="eof"}', 0)
+                         + samples["reverb_connections_current"], sent)
+        self.assertEqual(samples["reverb_connections_rejected_total"], 0)
         self.assertEqual(samples["reverb_received_bytes_total"], sent * 17)
         self.assertEqual(samples["reverb_sent_bytes_total"], sent * 17)
         # Every request is one observation of the service-time histogram.
