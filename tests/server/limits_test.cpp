@@ -348,8 +348,9 @@ TEST_F(LimitsTest, TwoThousandIdleConnectionsAreClosedAfterTheIdleTimeout) {
     GTEST_SKIP() << "this test needs " << kIdle + 100 << " file descriptors; RLIMIT_NOFILE's hard "
                  << "limit is lower here";
   }
-  auto server = ServerProcess::start(
-      {"--framing", "line", "--unit", "byte", "--idle-timeout", "1", "--workers", "2"});
+  // At debug level, to see the one line per connection closed for cause, and its rate limit.
+  auto server = ServerProcess::start({"--framing", "line", "--unit", "byte", "--idle-timeout", "1",
+                                      "--workers", "2", "--log-level", "debug"});
   ASSERT_TRUE(server);
   GoodClient good(server->address());
   ASSERT_TRUE(good.waitMore(1));
@@ -394,6 +395,16 @@ TEST_F(LimitsTest, TwoThousandIdleConnectionsAreClosedAfterTheIdleTimeout) {
   good.expectServed();
   auto counts = stopAndCount(*server);
   EXPECT_EQ(counts["closed_idle"], static_cast<uint64_t>(kIdle));
+  // One debug line per connection closed for cause, rate-limited (50 per 10 s): 2,000 closes
+  // within a second or two give 50 to 100 lines, not 2,000.
+  const std::string log = server->stderrText();
+  size_t lines = 0;
+  for (size_t at = log.find(": closed: idle ("); at != std::string::npos;
+       at = log.find(": closed: idle (", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u) << "no debug line for a connection closed by --idle-timeout";
+  EXPECT_LE(lines, 100u) << "the closed-for-cause debug line is not rate-limited";
 }
 
 // The deadlines cost no CPU while nothing is due: with the default limits (the shortest timeout,
