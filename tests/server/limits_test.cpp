@@ -701,6 +701,7 @@ TEST_F(LimitsTest, AcceptingFollowsMaxConnectionsAndTheDrain) {
   // create() and run() on one thread (io_uring's ring has a single issuer): the loop thread.
   std::promise<Server*> created;
   std::promise<void> checkedBeforeRun;
+  std::promise<void> checkedAfterStop;  // the server outlives the test's last look at it
   std::thread loop([&] {
     auto server = Server::create(config);
     if (!server) {
@@ -711,6 +712,7 @@ TEST_F(LimitsTest, AcceptingFollowsMaxConnectionsAndTheDrain) {
     created.set_value(server->get());
     checkedBeforeRun.get_future().wait();
     (void)(*server)->run();
+    checkedAfterStop.get_future().wait();
   });
   Server* server = created.get_future().get();
   if (server == nullptr) {
@@ -740,6 +742,7 @@ TEST_F(LimitsTest, AcceptingFollowsMaxConnectionsAndTheDrain) {
   EXPECT_TRUE(waitFor(true)) << "not accepting after a connection closed";
   server->stop();
   EXPECT_FALSE(server->accepting()) << "accepting after stop()";
+  checkedAfterStop.set_value();
   clients.clear();
   loop.join();
 }
