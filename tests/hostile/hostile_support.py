@@ -291,7 +291,8 @@ class HostileTest(unittest.TestCase):
 
     def assert_served(self, what):
         """The checker has been answered correctly and in time so far, and is answered now."""
-        self.assertTrue(self.checker.wait_replies(3), f"checker during {what}: {self.checker.error}")
+        self.assertTrue(self.checker.wait_replies(3),
+                        f"checker during {what}: {self.checker.error}")
         self.assertIsNone(self.checker.error, what)
         self.assertLess(self.checker.worst, IN_TIME,
                         f"a checker reply took {self.checker.worst:.2f} s during {what}")
@@ -327,8 +328,8 @@ class HostileTest(unittest.TestCase):
                           f"{self.base_rss / MIB:.1f} MiB + {RSS_TOLERANCE / MIB:.0f} MiB")
         print(f"# {what}: peak RSS {self.sampler.peak_rss() / MIB:.1f} MiB (baseline "
               f"{self.base_rss / MIB:.1f}, after {self.server.rss() / MIB:.1f}), peak fds "
-              f"{self.sampler.peak_fds()} (baseline {self.base_fds}), checker {self.checker.replies}"
-              f" replies, worst {self.checker.worst * 1000:.0f} ms")
+              f"{self.sampler.peak_fds()} (baseline {self.base_fds}), checker "
+              f"{self.checker.replies} replies, worst {self.checker.worst * 1000:.0f} ms")
         self.checker.finish()
         self.sampler.stop()
         status, stopped = self.server.stop()

@@ -19,6 +19,14 @@ from hostile_support import (MIB, HostileTest, close_all, connect_many, frame, r
                              sanitized, wait_until)
 
 
+def memory_bound(max_buffered, connections):
+    """docs/OPERATIONS.md ("Memory: the bound"): RSS - RSS_idle <= B + 2 (M + N (S + R)) +
+    N * 192 KiB, with B = 8 MiB (the io_uring receive ring; epoll's is less), S = 16 KiB and
+    R = 64 KiB."""
+    kib = 1024
+    return 8 * MIB + 2 * (max_buffered + connections * (16 + 64) * kib) + connections * 192 * kib
+
+
 def reset_close(sock):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()
@@ -107,7 +115,7 @@ class NeverReaders(HostileTest):
 
     def test_never_readers_at_scale(self):
         """200 clients each send up to 512 KiB of 1000-byte lines and never read (4 KiB receive
-        buffers): reverbd's memory stays under --max-buffered 16m plus the per-connection bound,
+        buffers): reverbd's memory stays under OPERATIONS.md's bound for --max-buffered 16m,
         the checker is served, the held server idles, and all is given back when they leave."""
         server = self.start(["--max-buffered", "16m", "--request-timeout", "0",
                              "--idle-timeout", "0"])
@@ -142,11 +150,9 @@ class NeverReaders(HostileTest):
                 time.sleep(0.05)  # nothing sendable; the 1 s no-progress window is the event
         total = sum(sent.values())
         held = self.sampler.peak_rss() - self.base_rss
-        # docs/OPERATIONS.md: RSS - RSS_idle <= B + N (2.5 H + 256 KiB) with H = 1 MiB; it is far
-        # below: a paused connection holds its 16 KiB. Assert the budget plus 64 KiB a connection.
-        bound = self.MAX_BUFFERED + self.CLIENTS * 64 * 1024 + 16 * MIB
+        bound = memory_bound(self.MAX_BUFFERED, self.CLIENTS + 1)
         print(f"# never-readers: sent {total / MIB:.1f} MiB, server held up to "
-              f"{held / MIB:.1f} MiB over baseline (asserted < {bound / MIB:.0f} MiB)")
+              f"{held / MIB:.1f} MiB over baseline (bound of OPERATIONS.md: {bound / MIB:.0f} MiB)")
         if not sanitized():
             self.assertLess(held, bound)
         self.assert_served("200 never-readers")
@@ -378,8 +384,7 @@ class GreedySender(HostileTest):
               f"{sum(g for _, g in sent_total) / MIB:.1f} MiB; server held up to "
               f"{held / MIB:.1f} MiB over baseline")
         if not sanitized():
-            # 5 x (2.5 H + 256 KiB) with H = 1 MiB, the per-connection bound, plus 16 MiB slack.
-            self.assertLess(held, 5 * (2.5 * MIB + 256 * 1024) + 16 * MIB)
+            self.assertLess(held, memory_bound(8 * MIB, 6))
         self.assert_served("greedy senders")
         self.assert_idle("5 greedy senders held with full buffers")
         stop.set()
