@@ -309,11 +309,13 @@ int main(int argc, char** argv) {
   // Printed whatever the log level: tests and scripts wait for this line.
   std::fprintf(
       stderr,
-      "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s%s\n",
+      "reverbd ready: listening on %s backend=%s workers=%zu framing=%s unit=%s sends=%s "
+      "worker-policy=%s%s\n",
       listening.c_str(), std::string((*server)->backendName()).c_str(), (*server)->workerCount(),
       std::string(reverb::toString(config.protocol.framing)).c_str(),
       std::string(reverb::toString(config.protocol.unit)).c_str(),
-      std::string((*server)->replySendName()).c_str(), extra.c_str());
+      std::string((*server)->replySendName()).c_str(),
+      std::string(reverb::toString(config.workerPolicy)).c_str(), extra.c_str());
   spdlog::debug("file descriptor limit {}", files);
   if (config.limits.maxConnections != 0 && files > 0 &&
       config.limits.maxConnections + reverb::ServerLimits::kFdReserve >

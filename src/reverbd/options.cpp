@@ -16,6 +16,7 @@
 #include "proto/reverse.h"
 #include "server/backends/backends.h"
 #include "server/send_ring.h"
+#include "server/worker_pool.h"
 
 namespace reverb {
 namespace {
@@ -65,6 +66,7 @@ struct RawFlags {
   std::string unit;
   std::string backend = "auto";
   std::string replySend = "auto";
+  std::string workerPolicy = "batch";
   std::string proxyProtocol = "off";
   double drainSeconds = 5.0;
   double idleSeconds = 300;
@@ -124,6 +126,13 @@ void addFlags(CLI::App& app, ReverbdOptions& options, RawFlags& raw) {
                  "(io_uring where this build and kernel allow it)")
       ->capture_default_str()
       ->check(namedBy(parseReplySend, "reply send"));
+  app.add_option("--worker-policy", raw.workerPolicy,
+                 "The workers' scheduling policy: batch (SCHED_BATCH: a woken worker does not "
+                 "preempt the thread running on its CPU, which spares a context switch per "
+                 "hand-off on small machines) or other (the process's own, SCHED_OTHER); a "
+                 "worker started under a real-time policy (chrt) keeps it")
+      ->capture_default_str()
+      ->check(namedBy(parseWorkerPolicy, "worker policy"));
   app.add_flag("--list-backends", options.listBackends,
                "Print each I/O backend this build has and whether this kernel can run it, then "
                "exit");
@@ -217,6 +226,7 @@ ParseOutcome finish(const RawFlags& raw, ReverbdOptions& options) {
   }
   config.backend = *parseBackend(raw.backend);
   config.replySend = *parseReplySend(raw.replySend);
+  config.workerPolicy = *parseWorkerPolicy(raw.workerPolicy);
   config.proxyProtocol = *parseProxyMode(raw.proxyProtocol);
   config.drainTimeout = toMs(raw.drainSeconds);
   config.limits.idleTimeout = toMs(raw.idleSeconds);

@@ -164,7 +164,8 @@ Result<std::unique_ptr<Server>> Server::create(const ServerConfig& config) {
   server->reactor_->requireProxyHeaders(std::move(proxyListeners));
   server->pool_ =
       std::make_unique<WorkerPool>(server->queue_, server->config_.workers,
-                                   server->replySend_ == ReplySend::kIoUring, config.timeRequests);
+                                   server->replySend_ == ReplySend::kIoUring, config.timeRequests,
+                                   config.workerPolicy);
   return server;
 }
 

@@ -22,6 +22,7 @@
 #include "server/proxy_stage.h"
 #include "server/send_ring.h"
 #include "server/stats.h"
+#include "server/worker_pool.h"
 
 namespace reverb {
 
@@ -82,6 +83,7 @@ struct ServerConfig {
   ProtocolConfig protocol;
   BackendKind backend = BackendKind::kAuto;  // obeyed: see makeBackend()
   ReplySend replySend = ReplySend::kAuto;    // how workers send replies: see SendRing
+  WorkerPolicy workerPolicy = WorkerPolicy::kBatch;  // the workers' scheduling: see WorkerPolicy
   std::chrono::milliseconds drainTimeout{5000};
   int backlog = 4096;  // the kernel caps it at net.core.somaxconn
   // Listening sockets inherited from the service manager (systemd socket activation). When not

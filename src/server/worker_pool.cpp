@@ -1,10 +1,12 @@
 #include "server/worker_pool.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
 #include <chrono>
+#include <cstring>
 #include <span>
 #include <string>
 
@@ -19,10 +21,27 @@ constexpr size_t kBatch = 4;
 
 }  // namespace
 
+std::optional<WorkerPolicy> parseWorkerPolicy(std::string_view name) noexcept {
+  if (name == "batch") return WorkerPolicy::kBatch;
+  if (name == "other") return WorkerPolicy::kOther;
+  return std::nullopt;
+}
+
+std::string_view toString(WorkerPolicy policy) noexcept {
+  switch (policy) {
+    case WorkerPolicy::kBatch:
+      return "batch";
+    case WorkerPolicy::kOther:
+      return "other";
+  }
+  return "?";
+}
+
 WorkerPool::WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings,
-                       bool timed)
+                       bool timed, WorkerPolicy policy)
     : queue_(queue),
       sendRings_(sendRings),
+      policy_(policy),
       count_(workers == 0 ? 1 : workers),
       stats_(std::make_unique<WorkerStats[]>(count_)) {
   threads_.reserve(count_);
@@ -42,7 +61,22 @@ void WorkerPool::stop() {
   threads_.clear();
 }
 
+void WorkerPool::applyPolicy() const noexcept {
+  if (policy_ != WorkerPolicy::kBatch) return;
+  int current = 0;
+  sched_param param{};
+  if (pthread_getschedparam(pthread_self(), &current, &param) != 0 || current != SCHED_OTHER) {
+    return;  // started under another policy (chrt): the operator's choice stands
+  }
+  param.sched_priority = 0;
+  if (int error = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param); error != 0) {
+    spdlog::warn("worker: SCHED_BATCH refused ({}); this worker stays SCHED_OTHER",
+                 std::strerror(error));
+  }
+}
+
 void WorkerPool::run(WorkerStats* stats) {
+  applyPolicy();
   std::unique_ptr<SendRing> ring;
   if (sendRings_) {
     // Server::create made one ring already, so this fails only if the kernel runs out of memory

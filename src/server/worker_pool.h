@@ -10,8 +10,11 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -22,14 +25,27 @@
 
 namespace reverb {
 
+// The scheduling policy each worker sets for itself (--worker-policy).
+// kBatch: SCHED_BATCH. The kernel then does not let a woken worker preempt the thread running on
+// its CPU (the reactor, or a load generator on a small machine); it runs when that thread blocks or
+// its slice ends. On 2 cores that turns most hand-offs from a context switch into a queued job a
+// running worker finds: docs/BENCHMARKS.md, "Workers as SCHED_BATCH". Needs no privilege; nice
+// still applies. A worker whose thread is not SCHED_OTHER when it starts (reverbd under chrt, a
+// real-time policy) keeps the policy it inherited.
+// kOther: the policy the process was started with.
+enum class WorkerPolicy : uint8_t { kBatch, kOther };
+std::optional<WorkerPolicy> parseWorkerPolicy(std::string_view name) noexcept;
+std::string_view toString(WorkerPolicy policy) noexcept;
+
 class WorkerPool {
  public:
   // Starts `workers` threads (at least 1). `sendRings`: each worker makes its own SendRing (the
   // caller has checked that this kernel allows one). `timed`: each worker fills its WorkerStats,
   // reading the clock twice per batch that goes out through the ring, else once per strand run
-  // plus once per batch; never per request. Otherwise the WorkerStats stay zero.
+  // plus once per batch; never per request. Otherwise the WorkerStats stay zero. `policy`: what each
+  // worker sets for itself before it takes a job.
   WorkerPool(JobQueue<ConnectionPtr>& queue, size_t workers, bool sendRings = false,
-             bool timed = false);
+             bool timed = false, WorkerPolicy policy = WorkerPolicy::kOther);
   ~WorkerPool() { stop(); }
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
@@ -45,12 +61,15 @@ class WorkerPool {
   using Clock = std::chrono::steady_clock;
 
   void run(WorkerStats* stats);
+  // Applies policy_ to the calling worker thread; a failure is logged, and the worker goes on.
+  void applyPolicy() const noexcept;
   // Runs one batch of strands (no empty jobs), sending their replies together when `ring` is set.
   // `stats` (null: not timed) gets the batch's busy time and service times.
   void serve(std::span<ConnectionPtr> jobs, SendRing* ring, WorkerStats* stats) noexcept;
 
   JobQueue<ConnectionPtr>& queue_;
   const bool sendRings_;
+  const WorkerPolicy policy_;
   const size_t count_;
   std::unique_ptr<WorkerStats[]> stats_;
   std::vector<std::thread> threads_;

@@ -39,6 +39,7 @@ TEST(OptionsTest, NoFlagsGiveReverbdsDefaults) {
   EXPECT_EQ(o.config.protocol.unit, Unit::kByte);
   EXPECT_EQ(o.config.backend, BackendKind::kAuto);
   EXPECT_EQ(o.config.replySend, ReplySend::kAuto);
+  EXPECT_EQ(o.config.workerPolicy, WorkerPolicy::kBatch);
   EXPECT_EQ(o.config.drainTimeout, std::chrono::milliseconds(5000));
   EXPECT_EQ(o.logLevel, "info");
   EXPECT_EQ(o.config.proxyProtocol, ProxyMode::kOff);
@@ -61,7 +62,7 @@ TEST(OptionsTest, ConfigFileSetsEveryKey) {
   const ParseOutcome outcome = parseConfig(
       "listen = [\"127.0.0.1:0\", \"[::1]:7\"]\nworkers = 3\nframing = \"length\"\n"
       "unit = \"codepoint\"\nmax-line = 100\nmax-frame = 200\nbackend = \"epoll\"\n"
-      "reply-send = \"send\"\nproxy-protocol = \"v2\"\nreuseport = true\nlog-format = \"json\"\n"
+      "reply-send = \"send\"\nworker-policy = \"other\"\nproxy-protocol = \"v2\"\nreuseport = true\nlog-format = \"json\"\n"
       "log-queue = 64\nmetrics-listen = \"127.0.0.1:0\"\n"
       "log-level = \"warn\"\ndrain-timeout = 2.5\nmax-connections = 100\nidle-timeout = 60\n"
       "request-timeout = 2.5\ntcp-keepalive = 30\nmax-buffered = \"64MiB\"\n"
@@ -76,6 +77,7 @@ TEST(OptionsTest, ConfigFileSetsEveryKey) {
   EXPECT_EQ(o.config.protocol.limits.maxFrame, 200u);
   EXPECT_EQ(o.config.backend, BackendKind::kEpoll);
   EXPECT_EQ(o.config.replySend, ReplySend::kSend);
+  EXPECT_EQ(o.config.workerPolicy, WorkerPolicy::kOther);
   EXPECT_EQ(o.config.proxyProtocol, ProxyMode::kV2);
   EXPECT_TRUE(o.config.reusePort);
   EXPECT_EQ(o.logFormat, "json");
@@ -97,7 +99,7 @@ TEST(OptionsTest, ConfigFileSetsEveryKey) {
 
 TEST(OptionsTest, BadValuesAndKeysAreUsageErrors) {
   for (const char* toml :
-       {"framing = \"lines\"\n", "workers = 0\n", "workers = \"many\"\n", "max-line = -1\n",
+       {"framing = \"lines\"\n", "worker-policy = \"fifo\"\n", "workers = 0\n", "workers = \"many\"\n", "max-line = -1\n",
         "listen = \"nowhere\"\n", "framing = \"chunk\"\nunit = \"grapheme\"\n",
         "max-connections = -1\n", "idle-timeout = -1\n", "request-timeout = \"soon\"\n",
         "tcp-keepalive = 40000\n", "max-buffered = \"lots\"\n", "output-soft-seconds = inf\n"}) {

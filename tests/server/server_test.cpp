@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -538,6 +539,60 @@ TEST_F(ServerTest, BindFailureSaysWhatAndExits1) {
   ASSERT_TRUE(second);
   EXPECT_EQ(second->waitExit(20s), 1);
   EXPECT_NE(second->stderrText().find("Address already in use"), std::string::npos);
+}
+
+// The scheduling policy (field 41 of /proc/PID/task/TID/stat: 0 SCHED_OTHER, 3 SCHED_BATCH) of
+// each thread of `pid` whose name starts with `prefix`.
+std::vector<int> threadPolicies(pid_t pid, const std::string& prefix) {
+  std::vector<int> policies;
+  std::error_code error;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", error)) {
+    std::ifstream commFile(task.path() / "comm");
+    std::string name;
+    std::getline(commFile, name);
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::ifstream statFile(task.path() / "stat");
+    std::string stat;
+    std::getline(statFile, stat);
+    std::istringstream fields(stat.substr(stat.rfind(')') + 2));  // from field 3, the state
+    std::string field;
+    for (int i = 3; i <= 41 && fields >> field; ++i) {
+    }
+    policies.push_back(std::stoi(field));
+  }
+  return policies;
+}
+
+TEST_F(ServerTest, WorkersRunAsSchedBatchUnlessToldOther) {
+  constexpr int kOther = 0;
+  constexpr int kBatch = 3;
+  for (const char* policy : {"batch", "other"}) {
+    auto server = ServerProcess::start({"--workers", "2", "--worker-policy", policy});
+    ASSERT_TRUE(server);
+    EXPECT_TRUE(server->waitForStderr(std::string(" worker-policy=") + policy, 1s))
+        << server->stderrText();
+    // Each worker sets its policy when its thread starts, which may follow the ready line: wait
+    // for both workers to show the policy asked for (with "other": for both to exist).
+    const int want = std::string_view(policy) == "batch" ? kBatch : kOther;
+    std::vector<int> workers;
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    do {
+      workers = threadPolicies(server->pid(), "reverb-w");
+      if (workers.size() == 2 && std::count(workers.begin(), workers.end(), want) == 2) break;
+      std::this_thread::sleep_for(5ms);
+    } while (std::chrono::steady_clock::now() < deadline);
+    EXPECT_EQ(workers, std::vector<int>({want, want})) << policy;
+    // Only the workers: the reactor (the main thread) and reverbd's other threads keep the
+    // process's policy.
+    const std::vector<int> rest = threadPolicies(server->pid(), "reverbd");
+    EXPECT_FALSE(rest.empty());
+    EXPECT_EQ(std::count(rest.begin(), rest.end(), kOther), static_cast<long>(rest.size()))
+        << policy;
+    UniqueFd fd = connectBlocking(server->address());
+    sendAll(fd.get(), "Go Coding Ninjas.");
+    EXPECT_EQ(recvExactly(fd.get(), 17), ".sajniN gnidoC oG");
+  }
 }
 
 TEST_F(ServerTest, IdleServerUsesNoCpu) {
