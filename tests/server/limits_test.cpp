@@ -407,28 +407,6 @@ TEST_F(LimitsTest, TwoThousandIdleConnectionsAreClosedAfterTheIdleTimeout) {
   EXPECT_LE(lines, 100u) << "the closed-for-cause debug line is not rate-limited";
 }
 
-// The deadlines cost no CPU while nothing is due: with the default limits (the shortest timeout,
-// 30 s, sets the check period), a server holding 100 idle connections uses no CPU over 2 s. The
-// 2 s is the measurement's window, not a synchronisation.
-TEST_F(LimitsTest, AnIdleServerWithIdleConnectionsUsesNoCpu) {
-  auto server = ServerProcess::start({"--framing", "line", "--unit", "byte", "--workers", "2"});
-  ASSERT_TRUE(server);
-  std::vector<UniqueFd> idle;
-  for (int i = 0; i < 100; ++i) idle.push_back(connectBlocking(server->address()));
-  // Every connection is accepted and served: one request on the last one, answered.
-  sendAll(idle.back().get(), "ping\n");
-  ASSERT_EQ(recvExactly(idle.back().get(), 5), "gnip\n");
-  const long before = server->cpuTicks();
-  std::this_thread::sleep_for(2s);
-  const long used = server->cpuTicks() - before;
-  RecordProperty("idle_cpu_ticks_2s", std::to_string(used));
-  // One tick (10 ms at USER_HZ 100) of slack: the accounting is sampled at the tick.
-  EXPECT_LE(used, 1) << "an idle reverbd with 100 idle connections used " << used
-                     << " clock ticks of CPU in 2 s";
-  auto counts = stopAndCount(*server);
-  EXPECT_EQ(counts["closed_idle"], 0u);
-}
-
 // --- request-timeout ---------------------------------------------------------------------------
 
 TEST_F(LimitsTest, RequestTimeoutClosesASlowlorisAndAClientThatDoesNotRead) {

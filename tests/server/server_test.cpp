@@ -595,6 +595,8 @@ TEST_F(ServerTest, WorkersRunAsSchedBatchUnlessToldOther) {
   }
 }
 
+// With the default limits, so the deadline checks are armed (the shortest timeout, 30 s, sets their
+// period): they must cost nothing while nothing is due.
 TEST_F(ServerTest, IdleServerUsesNoCpu) {
   auto server = ServerProcess::start({"--workers", "4"});
   ASSERT_TRUE(server);
